@@ -1,0 +1,36 @@
+# Everything a user or CI needs; each target installs what it uses into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-fast bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# CPU PyTorch first, so that no multi-GB CUDA build is pulled in by the package's own requirement.
+$(STAMP): $(PY) setup.cfg
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Train the cxr_expl bundle on the embedded synthetic shortcut CXR set (generated on first run).
+run: install
+	$(PY) -m monai.bundle run --config_file bundles/cxr_expl/configs/train.json
+
+## The whole test suite, the same command CI runs.
+test: install
+	$(PY) -m pytest -q --timeout=900 tests
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" tests
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

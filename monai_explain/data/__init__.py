@@ -1,0 +1,5 @@
+"""monai_explain.data."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""monai_explain.handlers."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

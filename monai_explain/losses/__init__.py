@@ -1,0 +1,5 @@
+"""monai_explain.losses."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""monai_explain.saliency."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

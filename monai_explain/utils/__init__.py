@@ -1,0 +1,7 @@
+"""Shared helpers."""
+
+from __future__ import annotations
+
+from .saliency_ops import SaliencyNormalization, normalize_saliency, resize_saliency, spatial_sum
+
+__all__ = ["SaliencyNormalization", "normalize_saliency", "resize_saliency", "spatial_sum"]

@@ -1,0 +1,94 @@
+"""Small tensor operations on saliency maps shared by losses, metrics and handlers.
+
+All functions work on batch-first, channel-second tensors ``(B, C, *spatial)`` with any number of spatial
+dimensions (2D or 3D), stay on the input's device and are differentiable where that makes sense.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.utils import StrEnum
+
+__all__ = ["SaliencyNormalization", "normalize_saliency", "resize_saliency", "spatial_sum"]
+
+
+class SaliencyNormalization(StrEnum):
+    """How a saliency map is normalised per sample and channel before it is compared with a mask.
+
+    - ``none``: used as is.
+    - ``max``: divided by its maximum (``s / max(s)``); a map that is zero everywhere stays zero.
+    - ``minmax``: mapped to [0, 1] by ``(s - min) / (max - min)``; a constant map becomes zero.
+    - ``sum``: divided by its sum, so it is a distribution over pixels; a zero map stays zero.
+    """
+
+    NONE = "none"
+    MAX = "max"
+    MINMAX = "minmax"
+    SUM = "sum"
+
+
+def spatial_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum over every spatial dimension of ``(B, C, *spatial)``, keeping them as size-1 dimensions."""
+    return x.sum(dim=tuple(range(2, x.ndim)), keepdim=True)
+
+
+def normalize_saliency(
+    saliency: torch.Tensor, mode: SaliencyNormalization | str = SaliencyNormalization.MAX, eps: float = 1e-8
+) -> torch.Tensor:
+    """Normalise each ``(sample, channel)`` map of ``saliency`` independently.
+
+    Constant and all-zero maps are safe: the denominator is clamped by ``eps``, so the output is finite
+    (zero for ``minmax`` on a constant map) and gradients stay finite.
+
+    Args:
+        saliency: ``(B, C, *spatial)`` tensor, expected non-negative for ``max`` and ``sum``.
+        mode: a :class:`SaliencyNormalization` value.
+        eps: floor of the denominator.
+
+    Returns:
+        A tensor of the same shape, dtype and device.
+
+    Raises:
+        ValueError: for fewer than 3 dimensions or an unknown mode.
+    """
+    if saliency.ndim < 3:
+        raise ValueError(f"saliency must be (B, C, *spatial), got shape {tuple(saliency.shape)}.")
+    mode = SaliencyNormalization(mode)
+    if mode == SaliencyNormalization.NONE:
+        return saliency
+    dims = tuple(range(2, saliency.ndim))
+    if mode == SaliencyNormalization.MAX:
+        return saliency / saliency.amax(dim=dims, keepdim=True).clamp_min(eps)
+    if mode == SaliencyNormalization.MINMAX:
+        lo = saliency.amin(dim=dims, keepdim=True)
+        hi = saliency.amax(dim=dims, keepdim=True)
+        return (saliency - lo) / (hi - lo).clamp_min(eps)
+    return saliency / saliency.sum(dim=dims, keepdim=True).clamp_min(eps)
+
+
+def resize_saliency(saliency: torch.Tensor, spatial_size: Sequence[int], mode: str = "auto") -> torch.Tensor:
+    """Resample ``(B, C, *spatial)`` saliency to ``spatial_size`` (the mask's grid), differentiably.
+
+    Args:
+        saliency: the map to resample.
+        spatial_size: target spatial shape, same number of dimensions as the map.
+        mode: interpolation mode; ``"auto"`` picks bilinear in 2D, trilinear in 3D, linear in 1D.
+
+    Returns:
+        The resampled map (the input itself when the size already matches).
+    """
+    spatial_size = tuple(int(s) for s in spatial_size)
+    if tuple(saliency.shape[2:]) == spatial_size:
+        return saliency
+    if len(spatial_size) != saliency.ndim - 2:
+        raise ValueError(
+            f"cannot resample a {saliency.ndim - 2}D saliency map of shape {tuple(saliency.shape)} "
+            f"to a {len(spatial_size)}D size {spatial_size}."
+        )
+    if mode == "auto":
+        mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(spatial_size)]
+    align = False if mode in ("linear", "bilinear", "bicubic", "trilinear") else None
+    return F.interpolate(saliency, size=spatial_size, mode=mode, align_corners=align)
