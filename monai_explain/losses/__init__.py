@@ -1,5 +1,41 @@
-"""monai_explain.losses."""
+"""monai_explain.losses: explanation supervision losses comparing saliency maps with annotation masks."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .designs import (
+    AUTO_NORMALIZATION,
+    DESIGN_TERMS,
+    NON_NEGATIVE_DESIGNS,
+    ExplanationLossDesign,
+    bce_term,
+    compute_design_terms,
+    dice_term,
+    energy_term,
+    kl_term,
+    l1_term,
+    mse_term,
+    outside_term,
+    resolve_normalization,
+)
+from .explanation import ExplanationLoss
+from .functional import explanation_loss, explanation_loss_terms, reduce_explanation_loss
+
+__all__ = [
+    "AUTO_NORMALIZATION",
+    "DESIGN_TERMS",
+    "NON_NEGATIVE_DESIGNS",
+    "ExplanationLoss",
+    "ExplanationLossDesign",
+    "bce_term",
+    "compute_design_terms",
+    "dice_term",
+    "energy_term",
+    "explanation_loss",
+    "explanation_loss_terms",
+    "kl_term",
+    "l1_term",
+    "mse_term",
+    "outside_term",
+    "reduce_explanation_loss",
+    "resolve_normalization",
+]
