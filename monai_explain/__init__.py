@@ -15,4 +15,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from . import analysis, data, handlers, losses, metrics, saliency, transforms, utils  # noqa: E402
+
+__all__ = ["__version__", "analysis", "data", "handlers", "losses", "metrics", "saliency", "transforms", "utils"]

@@ -1,0 +1,171 @@
+"""Ignite handler adding ``lambda(t) * ExplanationLoss(saliency, mask)`` to a MONAI trainer's loss."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from monai.engines.utils import IterationEvents
+from monai.utils import CommonKeys as Keys
+from monai.utils import IgniteInfo, min_version, optional_import
+
+from .lambda_schedules import get_lambda_schedule
+
+Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+else:
+    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+
+__all__ = ["ExplanationLossHandler", "default_saliency_target", "loss_terms"]
+
+logger = logging.getLogger(__name__)
+
+def default_saliency_target(label: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Which class map to explain, from the trainer's label and the network output.
+
+    - multi-label targets (a float label of the same shape as the logits, ``(B, C)``, C > 1) are returned as they
+      are: one map per class;
+    - a single-logit binary model (logits ``(B, 1)``) explains its only output: index 0 for every sample;
+    - otherwise the label is a class index per sample, ``(B,)`` or ``(B, 1)``.
+    """
+    if logits.ndim == 2 and logits.shape[1] == 1:
+        return torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    if label.shape == logits.shape and logits.shape[1] > 1 and label.is_floating_point():
+        return label
+    return label.reshape(label.shape[0], -1)[:, 0].long()
+
+class ExplanationLossHandler:
+    """Explanation supervision for any MONAI ``SupervisedTrainer``: one handler.
+
+    On ``IterationEvents.LOSS_COMPLETED`` (after the task loss is computed, before the backward pass) it builds the
+    network's saliency map for the target class from the forward pass the trainer already made (the saliency
+    method's forward hooks record the activations it needs), compares it with the annotation mask of the collated
+    batch, and sets::
+
+        engine.state.output["loss"] = task_loss + lambda(t) * explanation_loss
+
+    It also records ``"task_loss"``, ``"expl_loss"`` and ``"lambda"`` in ``engine.state.output`` for
+    ``StatsHandler`` / ``MLFlowHandler`` (e.g. ``output_transform=from_engine(["expl_loss"], first=True)``).
+
+    Methods that need the gradient with respect to the input (input gradient, input x gradient) get it from the
+    same forward pass: at attach time the engine's ``prepare_batch`` is wrapped so that the image tensor requires
+    grad. Works with ``amp=True`` (runs inside the trainer's autocast), ``accumulation_steps`` (the trainer divides
+    the combined loss) and a DDP-wrapped network (layer names resolve with or without ``module.``).
+
+    Args:
+        saliency_method: a :class:`monai_explain.saliency.SaliencyMethod` built on the trainer's network.
+        loss: an :class:`monai_explain.losses.ExplanationLoss` (or any ``loss(saliency, mask)``).
+        lambda_: a number, a schedule (see :mod:`monai_explain.handlers.lambda_schedules`) or a config dict.
+        mask_key: key of the annotation mask in the collated batch, ``(B, K, *spatial)``.
+        target_fn: ``target_fn(label, logits)`` -> the class target passed to the saliency method; default
+            :func:`default_saliency_target`.
+        weight_key: optional key of per-sample weights ``(B,)`` in the batch, passed to the loss.
+        skip_zero_lambda: when lambda is 0, skip the saliency computation entirely (the loss is unchanged and
+            ``expl_loss`` is not computed, recorded as NaN).
+
+    Example::
+
+        trainer = SupervisedTrainer(..., network=net, loss_function=torch.nn.CrossEntropyLoss())
+        ExplanationLossHandler(GradCAM(net, "class_layers.relu"), ExplanationLoss("energy"), lambda_=0.3).attach(
+            trainer
+        )
+    """
+
+    def __init__(
+        self,
+        saliency_method: Any,
+        loss: Callable[..., torch.Tensor],
+        lambda_: float | Callable | dict = 1.0,
+        mask_key: str = "mask",
+        target_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = default_saliency_target,
+        weight_key: str | None = None,
+        skip_zero_lambda: bool = True,
+    ) -> None:
+        self.saliency_method = saliency_method
+        self.loss = loss
+        self.schedule = get_lambda_schedule(lambda_)
+        self.mask_key = mask_key
+        self.target_fn = target_fn
+        self.weight_key = weight_key
+        self.skip_zero_lambda = skip_zero_lambda
+        self._wrapped_prepare_batch = False
+
+    def attach(self, engine: Engine) -> None:
+        """Register hooks and the LOSS_COMPLETED callback on ``engine`` (a MONAI ``SupervisedTrainer``)."""
+        if not engine.has_event_handler(self, IterationEvents.LOSS_COMPLETED):
+            engine.add_event_handler(IterationEvents.LOSS_COMPLETED, self)
+        if not engine.has_event_handler(self._register_hooks, Events.STARTED):
+            engine.add_event_handler(Events.STARTED, self._register_hooks)
+            engine.add_event_handler(Events.COMPLETED, self._remove_hooks)
+            engine.add_event_handler(Events.TERMINATE, self._remove_hooks)
+            engine.add_event_handler(Events.EXCEPTION_RAISED, self._remove_hooks_on_error)
+        if getattr(self.saliency_method, "needs_input_grad", False) and not self._wrapped_prepare_batch:
+            engine.prepare_batch = _InputGradPrepareBatch(engine.prepare_batch)
+            self._wrapped_prepare_batch = True
+
+    def _register_hooks(self, engine: Engine) -> None:
+        self.saliency_method.register()
+
+    def _remove_hooks(self, engine: Engine) -> None:
+        self.saliency_method.remove()
+
+    def _remove_hooks_on_error(self, engine: Engine, e: Exception) -> None:
+        self.saliency_method.remove()
+        raise e
+
+    def __call__(self, engine: Engine) -> None:
+        output = engine.state.output
+        task_loss = output[Keys.LOSS]
+        lam = float(self.schedule(engine))
+        output["task_loss"] = task_loss.detach()
+        output["lambda"] = lam
+        if lam == 0.0 and self.skip_zero_lambda:
+            output["expl_loss"] = torch.full_like(output["task_loss"], float("nan"))
+            return
+        batch = engine.state.batch
+        if not isinstance(batch, dict) or self.mask_key not in batch:
+            keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+            raise KeyError(f"ExplanationLossHandler: mask key {self.mask_key!r} not in the batch (keys: {keys}).")
+        logits = output[Keys.PRED]
+        mask = torch.as_tensor(batch[self.mask_key]).to(device=logits.device, non_blocking=True)
+        target = self.target_fn(output[Keys.LABEL], logits)
+        inputs = output[Keys.IMAGE] if getattr(self.saliency_method, "needs_input_grad", False) else None
+        saliency = self.saliency_method.compute(logits, target, inputs=inputs, spatial_size=mask.shape[2:])
+        kwargs = {}
+        if self.weight_key is not None:
+            kwargs["weight"] = torch.as_tensor(batch[self.weight_key]).to(logits.device)
+        expl = self.loss(saliency, mask, **kwargs)
+        output["expl_loss"] = expl.detach()
+        output[Keys.LOSS] = task_loss + lam * expl.to(task_loss.dtype)
+
+class _InputGradPrepareBatch:
+    """Wraps an engine's ``prepare_batch`` so that the image tensor it returns requires grad."""
+
+    def __init__(self, prepare_batch: Callable) -> None:
+        self.prepare_batch = prepare_batch
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        batch = self.prepare_batch(*args, **kwargs)
+        inputs = batch[0]
+        if isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and not inputs.requires_grad:
+            inputs = inputs.detach().requires_grad_(True)
+        return (inputs, *batch[1:])
+
+
+def loss_terms(output: Any) -> dict[str, float]:
+    """The loss terms of a trainer iteration as floats, for ``StatsHandler`` / ``ProgressBar`` / ``MLFlowHandler``.
+
+    Reads ``loss`` and, when the :class:`ExplanationLossHandler` is attached, ``task_loss``, ``expl_loss`` and
+    ``lambda`` from ``engine.state.output`` (a dict, or the list of per-item dicts left by decollation).
+    """
+    first = output[0] if isinstance(output, (list, tuple)) else output
+    terms = {}
+    for key in ("loss", "task_loss", "expl_loss", "lambda"):
+        if key in first:
+            value = first[key]
+            terms[key] = float(value.item() if isinstance(value, torch.Tensor) else value)
+    return terms

@@ -1,0 +1,84 @@
+"""Evaluator handler that puts each image's saliency map (and its annotation mask) into the engine output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from monai.engines.utils import IterationEvents
+from monai.networks.utils import eval_mode
+from monai.utils import CommonKeys as Keys
+from monai.utils import IgniteInfo, min_version, optional_import
+
+from .explanation_loss import default_saliency_target
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+else:
+    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+
+__all__ = ["SaliencyOutputHandler"]
+
+
+class SaliencyOutputHandler:
+    """Adds ``"saliency"`` and ``"mask"`` to a MONAI evaluator's output, for the alignment metric handlers.
+
+    MONAI's ``SupervisedEvaluator`` runs its forward pass under ``torch.no_grad``, which leaves nothing to take a
+    saliency map from. On ``IterationEvents.FORWARD_COMPLETED`` (before decollation) this handler runs the network
+    once more in eval mode with gradients enabled, through the saliency method (hooks registered only for that
+    forward), detaches the map, and stores it with the batch's mask. Decollation then gives each item its own
+    ``"saliency"`` and ``"mask"``, read by e.g. ``SaliencyPrecisionHandler(output_transform=from_engine(["saliency",
+    "mask"]))``.
+
+    Args:
+        saliency_method: a :class:`monai_explain.saliency.SaliencyMethod` on the evaluator's network.
+        mask_key: key of the annotation mask in the collated batch.
+        target: ``"label"`` to explain the annotated class, ``"pred"`` to explain the predicted class, or a
+            callable ``f(label, logits)``.
+        saliency_key: output key for the map.
+    """
+
+    def __init__(
+        self,
+        saliency_method: Any,
+        mask_key: str = "mask",
+        target: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "label",
+        saliency_key: str = "saliency",
+    ) -> None:
+        if isinstance(target, str) and target not in ("label", "pred"):
+            raise ValueError(f"target must be 'label', 'pred' or a callable, got {target!r}.")
+        self.saliency_method = saliency_method
+        self.mask_key = mask_key
+        self.target = target
+        self.saliency_key = saliency_key
+
+    def attach(self, engine: Engine) -> None:
+        if not engine.has_event_handler(self, IterationEvents.FORWARD_COMPLETED):
+            engine.add_event_handler(IterationEvents.FORWARD_COMPLETED, self)
+
+    def _target(self, label: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        if callable(self.target):
+            return self.target(label, logits)
+        if self.target == "pred":
+            if logits.shape[1] == 1:
+                return torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+            return logits.argmax(dim=1)
+        return default_saliency_target(label, logits)
+
+    def __call__(self, engine: Engine) -> None:
+        output = engine.state.output
+        batch = engine.state.batch
+        if not isinstance(batch, dict) or self.mask_key not in batch:
+            keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+            raise KeyError(f"SaliencyOutputHandler: mask key {self.mask_key!r} not in the batch (keys: {keys}).")
+        inputs = output[Keys.IMAGE]
+        mask = torch.as_tensor(batch[self.mask_key]).to(inputs.device)
+        target = self._target(output[Keys.LABEL], output[Keys.PRED].detach())
+        net = engine.network
+        with eval_mode(net), torch.enable_grad():
+            x = inputs.detach().requires_grad_(bool(getattr(self.saliency_method, "needs_input_grad", False)))
+            saliency, _ = self.saliency_method(x, target)
+        output[self.saliency_key] = saliency.detach().float()
+        output[self.mask_key] = mask

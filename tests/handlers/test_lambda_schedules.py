@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from monai_explain.handlers import ConstantLambda, LinearWarmupLambda, StepLambda, get_lambda_schedule
+
+
+def _engine(epoch: int, iteration: int, epoch_length: int = 10):
+    return SimpleNamespace(state=SimpleNamespace(epoch=epoch, iteration=iteration, epoch_length=epoch_length))
+
+
+@pytest.mark.parametrize(
+    "schedule, epoch, iteration, expected",
+    [
+        (ConstantLambda(0.3), 1, 1, 0.3),
+        (ConstantLambda(0.3), 7, 65, 0.3),
+        # warm-up over 2 epochs of 10 iterations: step = (epoch - 1) + within-epoch fraction
+        (LinearWarmupLambda(end=1.0, warmup=2), 1, 1, 0.0),
+        (LinearWarmupLambda(end=1.0, warmup=2), 1, 6, 0.25),
+        (LinearWarmupLambda(end=1.0, warmup=2), 2, 11, 0.5),
+        (LinearWarmupLambda(end=1.0, warmup=2), 3, 21, 1.0),
+        (LinearWarmupLambda(end=1.0, warmup=2), 9, 81, 1.0),
+        (LinearWarmupLambda(start=0.2, end=0.6, warmup=4, unit="iteration"), 1, 3, 0.4),
+        (StepLambda(milestones=[2, 5], values=[0.0, 0.3, 1.0]), 1, 1, 0.0),
+        (StepLambda(milestones=[2, 5], values=[0.0, 0.3, 1.0]), 2, 19, 0.0),
+        (StepLambda(milestones=[2, 5], values=[0.0, 0.3, 1.0]), 3, 21, 0.3),
+        (StepLambda(milestones=[2, 5], values=[0.0, 0.3, 1.0]), 6, 51, 1.0),
+    ],
+)
+def test_schedule_values(schedule, epoch, iteration, expected):
+    assert schedule(_engine(epoch, iteration)) == pytest.approx(expected)
+
+
+def test_schedule_is_a_function_of_the_engine_state_only():
+    """A resumed run (engine state restored) continues the schedule where it stopped."""
+    s = LinearWarmupLambda(end=2.0, warmup=3)
+    first = [s(_engine(e, (e - 1) * 10 + 1)) for e in range(1, 5)]
+    again = [LinearWarmupLambda(end=2.0, warmup=3)(_engine(e, (e - 1) * 10 + 1)) for e in range(1, 5)]
+    assert first == again == pytest.approx([0.0, 2 / 3, 4 / 3, 2.0])
+
+
+@pytest.mark.parametrize(
+    "spec, expected_type",
+    [
+        (0.5, ConstantLambda),
+        ({"name": "linear_warmup", "end": 1.0, "warmup": 2}, LinearWarmupLambda),
+        ({"name": "step", "milestones": [1], "values": [0.0, 1.0]}, StepLambda),
+    ],
+)
+def test_get_lambda_schedule(spec, expected_type):
+    assert isinstance(get_lambda_schedule(spec), expected_type)
+
+
+def test_get_lambda_schedule_callable_passthrough():
+    f = lambda engine: 0.7  # noqa: E731
+    assert get_lambda_schedule(f) is f
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: ConstantLambda(-1.0), "non-negative"),
+        (lambda: LinearWarmupLambda(end=1.0, warmup=0), "warmup must be positive"),
+        (lambda: StepLambda(milestones=[1, 2], values=[0.0, 1.0]), "one more value"),
+        (lambda: StepLambda(milestones=[3, 2], values=[0.0, 1.0, 2.0]), "increasing"),
+        (lambda: get_lambda_schedule({"name": "cosine"}), "unknown lambda schedule"),
+        (lambda: get_lambda_schedule("fast"), "cannot build"),
+    ],
+)
+def test_bad_schedules(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
