@@ -1,5 +1,43 @@
-"""monai_explain.handlers."""
+"""Ignite handlers for MONAI engines: explanation supervision, lambda schedules, saliency outputs and overlays,
+and the alignment metric handlers."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .alignment_metrics import (
+    ChanceLevelHandler,
+    PointingGameHandler,
+    SaliencyCoverageHandler,
+    SaliencyIoUHandler,
+    SaliencyPrecisionHandler,
+)
+from .checkpointing import LAST_CHECKPOINT_PREFIX, attach_checkpointing, find_last_checkpoint
+from .explanation_loss import ExplanationLossHandler, default_saliency_target, loss_terms
+from .faithfulness import FaithfulnessHandler
+from .lambda_schedules import ConstantLambda, LambdaSchedule, LinearWarmupLambda, StepLambda, get_lambda_schedule
+from .mlflow_tracking import ResilientMLFlowHandler
+from .overlay import SaliencyOverlayHandler, save_overlay_grid
+from .saliency_output import SaliencyOutputHandler
+
+__all__ = [
+    "SaliencyCoverageHandler",
+    "SaliencyPrecisionHandler",
+    "ChanceLevelHandler",
+    "PointingGameHandler",
+    "SaliencyIoUHandler",
+    "ExplanationLossHandler",
+    "default_saliency_target",
+    "loss_terms",
+    "LAST_CHECKPOINT_PREFIX",
+    "attach_checkpointing",
+    "find_last_checkpoint",
+    "ResilientMLFlowHandler",
+    "FaithfulnessHandler",
+    "LambdaSchedule",
+    "ConstantLambda",
+    "LinearWarmupLambda",
+    "StepLambda",
+    "get_lambda_schedule",
+    "SaliencyOverlayHandler",
+    "save_overlay_grid",
+    "SaliencyOutputHandler",
+]

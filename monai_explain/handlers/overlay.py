@@ -148,6 +148,9 @@ class SaliencyOverlayHandler:
 
     def __call__(self, engine: Engine) -> None:
         net = self.network if self.network is not None else engine.network
+        # Under DDP only rank 0 draws: run the wrapped module itself, so that no collective call (buffer
+        # broadcast) waits for the other ranks. The saliency hooks sit on the same sub-modules.
+        net = net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
         device = next(net.parameters()).device
         batch = list_data_collate([{k: it[k] for k in (self.image_key, self.label_key, self.mask_key)} for it in self.items])
         images = torch.as_tensor(batch[self.image_key]).to(device)

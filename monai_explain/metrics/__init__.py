@@ -1,5 +1,70 @@
-"""monai_explain.metrics."""
+"""Saliency/annotation alignment metrics and faithfulness metrics, as MONAI cumulative metrics.
+
+Each metric has a functional core (``compute_*``) and a thin :class:`monai.metrics.CumulativeIterationMetric`
+wrapper called as ``metric(y_pred=saliency, y=mask)``, returning ``(B, C)`` per iteration; ``aggregate()`` skips
+the NaN of empty annotations (``get_not_nans`` counts the rest). 2D and 3D share one code path.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .alignment import compute_alignment_metrics
+from .base import SaliencyAlignmentMetric
+from .binarize import (
+    DEFAULT_NUM_BINS,
+    DEFAULT_THRESHOLD,
+    DEFAULT_TOPK_FRACTION,
+    BinarizeMethod,
+    binarize_saliency,
+    otsu_threshold,
+)
+from .chance import ChanceLevel, compute_chance_level
+from .coverage import (
+    DEFAULT_INSTANCE_THRESHOLD,
+    SaliencyCoverage,
+    compute_instance_coverage,
+    compute_saliency_coverage,
+    instance_masks,
+)
+from .faithfulness import (
+    DeletionAUC,
+    InsertionAUC,
+    compute_deletion_auc,
+    compute_insertion_auc,
+    compute_perturbation_curve,
+)
+from .iou import SaliencyIoU, compute_saliency_iou
+from .pointing_game import PointingGame, compute_pointing_game
+from .precision import PrecisionMode, SaliencyPrecision, compute_saliency_precision
+from .utils import alignment_counts, prepare_saliency_and_mask
+
+__all__ = [
+    "DEFAULT_INSTANCE_THRESHOLD",
+    "DEFAULT_NUM_BINS",
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_TOPK_FRACTION",
+    "BinarizeMethod",
+    "ChanceLevel",
+    "DeletionAUC",
+    "InsertionAUC",
+    "PointingGame",
+    "PrecisionMode",
+    "SaliencyAlignmentMetric",
+    "SaliencyCoverage",
+    "SaliencyIoU",
+    "SaliencyPrecision",
+    "alignment_counts",
+    "binarize_saliency",
+    "compute_alignment_metrics",
+    "compute_chance_level",
+    "compute_deletion_auc",
+    "compute_insertion_auc",
+    "compute_instance_coverage",
+    "compute_perturbation_curve",
+    "compute_pointing_game",
+    "compute_saliency_coverage",
+    "compute_saliency_iou",
+    "compute_saliency_precision",
+    "instance_masks",
+    "otsu_threshold",
+    "prepare_saliency_and_mask",
+]

@@ -1,0 +1,90 @@
+"""NIH ChestX-ray14 boxes: ``BBox_List_2017.csv`` with the header ``Image Index,Finding Label,Bbox [x,y,w,h],,,``."""
+
+from __future__ import annotations
+
+import os
+
+from .base import DatasetAdapter, ImageEntry, MissingFilePolicy
+from .csv_rows import DuplicatePolicy
+
+__all__ = ["NIH_CHESTXRAY14_BOX_CLASSES", "NIHChestXray14Adapter"]
+
+#: The 8 findings with boxes in ``BBox_List_2017.csv``, spelled as in that file.
+NIH_CHESTXRAY14_BOX_CLASSES: tuple[str, ...] = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltrate",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+)
+#: Spellings of ``Data_Entry_2017.csv`` accepted for the same class.
+_ALIASES = {"Infiltration": "Infiltrate"}
+#: The published header splits ``Bbox [x,y,w,h]`` on its commas: the box sits in these four columns.
+_BOX_COLUMNS = ("Bbox [x", "y", "w", "h]")
+
+
+class NIHChestXray14Adapter(DatasetAdapter):
+    """Data list of the NIH ChestX-ray14 box subset (984 boxes on 880 images, 8 findings).
+
+    The header is read exactly as published, ``Image Index,Finding Label,Bbox [x,y,w,h],,,``: the box fills the
+    columns named ``Bbox [x``, ``y``, ``w``, ``h]`` and the three trailing unnamed columns are ignored (rows may
+    have or omit them).
+
+    Each record: ``image`` (``<image_dir>/<Image Index>``, the index already ends with ``.png``), ``id``,
+    ``label`` (multi-hot float list over :data:`NIH_CHESTXRAY14_BOX_CLASSES`), ``boxes`` float32 ``(N, 4)``
+    ``"xyxy"`` converted from the published ``xywh`` (1024 x 1024 PNG pixels, x = column), ``box_labels``.
+    The file lists only images with a box: there are no negatives (combine with ``Data_Entry_2017.csv`` through
+    :class:`GenericCSVAdapter` to add some). ``Infiltration`` is accepted for ``Infiltrate``.
+
+    Args:
+        dataset_dir: the dataset root.
+        annotation_file: the CSV file, relative to ``dataset_dir``.
+        image_dir: folder of the PNG files, relative to ``dataset_dir``.
+        image_ext: appended to ``Image Index`` (empty: the index has the extension).
+        check_files, on_missing, allow_outside, duplicates: see :class:`DatasetAdapter`.
+    """
+
+    name = "nih"
+    class_names = NIH_CHESTXRAY14_BOX_CLASSES
+    source_box_mode = "xywh"
+
+    def __init__(
+        self,
+        dataset_dir: str | os.PathLike,
+        annotation_file: str | os.PathLike = "BBox_List_2017.csv",
+        image_dir: str | os.PathLike = "images",
+        image_ext: str = "",
+        check_files: bool = True,
+        on_missing: MissingFilePolicy | str = MissingFilePolicy.ERROR,
+        allow_outside: bool = False,
+        duplicates: DuplicatePolicy | str = DuplicatePolicy.DROP,
+    ) -> None:
+        super().__init__(
+            dataset_dir,
+            annotation_file,
+            image_dir,
+            image_ext,
+            check_files=check_files,
+            on_missing=on_missing,
+            allow_outside=allow_outside,
+            duplicates=duplicates,
+        )
+
+    def _read(self) -> list[ImageEntry]:
+        reader = self._csv_reader(["Image Index", "Finding Label", *_BOX_COLUMNS])
+        index = {n: i for i, n in enumerate(self.class_names)}
+        entries: dict[str, ImageEntry] = {}
+        for row in reader:
+            entry = self._entry(entries, row["Image Index"], row)
+            finding = row["Finding Label"]
+            cid = index.get(_ALIASES.get(finding, finding), -1)
+            if cid < 0:
+                raise row.error(f"unknown Finding Label {finding!r}; known: {list(self.class_names)}.")
+            box = self._read_box(row, _BOX_COLUMNS)
+            if box is None:
+                raise row.error("row without a box.")
+            entry.add_box(box, cid, row.line, row.row)
+        return list(entries.values())

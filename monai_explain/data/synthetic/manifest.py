@@ -1,0 +1,105 @@
+"""Idempotent "generate on first run": a manifest records what a generator wrote and with which parameters."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MANIFEST_NAME", "is_generated", "normalize_parameters", "write_manifest"]
+
+MANIFEST_NAME = "manifest.json"
+
+logger = logging.getLogger(__name__)
+
+
+def normalize_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``parameters`` as JSON would give them back (tuples become lists, keys become strings)."""
+    return json.loads(json.dumps(dict(parameters), sort_keys=True))
+
+
+def is_generated(
+    root: str | os.PathLike,
+    kind: str,
+    version: str,
+    parameters: Mapping[str, Any],
+    files: Iterable[str] | None = None,
+    overwrite: bool = False,
+) -> bool:
+    """Whether ``root`` already holds a complete data set made by generator ``kind`` with ``parameters``.
+
+    Args:
+        root: data set folder.
+        kind: generator name stored in the manifest (e.g. "shortcut_cxr").
+        version: generator version stored in the manifest.
+        parameters: generation parameters (compared after JSON normalisation).
+        files: paths relative to ``root`` that must all exist (checked only when the manifest matches).
+        overwrite: when True a differing manifest means "regenerate" instead of an error.
+
+    Returns:
+        True when the manifest matches and every listed file exists (generation can be skipped);
+        False when there is no manifest, files are missing, or (with ``overwrite``) it differs.
+
+    Raises:
+        ValueError: the manifest belongs to another generator / version / parameter set and
+            ``overwrite`` is False (the differing keys are named).
+    """
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        return False
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}.") from err
+    wanted = {"kind": kind, "version": version, "parameters": normalize_parameters(parameters)}
+    found = {key: manifest.get(key) for key in wanted}
+    if found != wanted:
+        diff = sorted(k for k in wanted["parameters"] if (found["parameters"] or {}).get(k) != wanted["parameters"][k])
+        diff += sorted(k for k in ("kind", "version") if found[k] != wanted[k])
+        if not overwrite:
+            raise ValueError(
+                f"{path} was written with other settings (differing: {', '.join(diff) or 'parameter set'}); "
+                "pass overwrite=True or use another folder."
+            )
+        logger.info("%s differs in %s: regenerating.", path, diff)
+        return False
+    missing = [f for f in (files or ()) if not (Path(root) / f).is_file()]
+    if missing:
+        logger.warning("%s: %d listed files are missing (first: %s): regenerating.", root, len(missing), missing[0])
+        return False
+    return True
+
+
+def write_manifest(
+    root: str | os.PathLike,
+    kind: str,
+    version: str,
+    parameters: Mapping[str, Any],
+    counts: Mapping[str, Any],
+) -> Path:
+    """Write ``<root>/manifest.json`` (written last by a generator: its presence marks a complete set).
+
+    Args:
+        root: data set folder.
+        kind: generator name.
+        version: generator version.
+        parameters: generation parameters.
+        counts: summary counts to record (per split, per class, ...).
+
+    Returns:
+        The manifest path.
+    """
+    path = Path(root) / MANIFEST_NAME
+    body = {
+        "kind": kind,
+        "version": version,
+        "parameters": normalize_parameters(parameters),
+        "counts": normalize_parameters(counts),
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
