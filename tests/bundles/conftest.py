@@ -1,0 +1,36 @@
+"""Shared fixtures of the bundle tests: one tiny synthetic shortcut set, the bundle's config paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "cxr_expl"
+CONFIGS = BUNDLE / "configs"
+
+# small enough for a CPU test, large enough that every split has positives and negatives
+TINY = {
+    "synthetic#n_train": 24,
+    "synthetic#n_val": 8,
+    "synthetic#n_test": 8,
+    "synthetic#n_test_shifted": 8,
+    "synthetic#image_size": 64,
+    "image_size": [64, 64],
+    "batch_size": 8,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """The synthetic set generated once per session, shared by the bundle tests (read-only for them)."""
+    from monai_explain.data.synthetic import generate_shortcut_cxr
+
+    root = tmp_path_factory.mktemp("shortcut_cxr")
+    return generate_shortcut_cxr(root, n_train=24, n_val=8, n_test=8, n_test_shifted=8, image_size=64, seed=0)
+
+
+@pytest.fixture()
+def no_tracking_env(monkeypatch):
+    """Runs must use the bundle's own local store, whatever the developer's environment says."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -1,0 +1,126 @@
+"""The cxr_expl bundle end to end through MONAI's ConfigWorkflow, on a tiny synthetic set."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from ignite.engine import Events
+from monai.bundle import ConfigWorkflow
+
+from .conftest import CONFIGS, TINY
+
+pytestmark = pytest.mark.slow
+
+
+def _workflow(bundle_root: Path, dataset_dir: Path, configs=("train.json",), workflow_type="train", **override):
+    return ConfigWorkflow(
+        config_file=[str(CONFIGS / c) for c in configs],
+        meta_file=str(CONFIGS / "metadata.json"),
+        logging_file=str(CONFIGS / "logging.conf"),
+        workflow_type=workflow_type,
+        bundle_root=str(bundle_root),
+        dataset_dir=str(dataset_dir),
+        **{**TINY, **override},
+    )
+
+
+def _mlflow_runs(bundle_root: Path, experiment: str = "cxr_expl"):
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{bundle_root}/eval/mlruns.db")
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_train_config_properties_outputs_and_mlflow(tmp_path, tiny_dataset, no_tracking_env):
+    wf = _workflow(tmp_path, tiny_dataset, epochs=1, **{"lambda": 0.5})
+    wf.initialize()
+    assert wf.check_properties() == []
+    wf.run()
+    wf.finalize()
+
+    assert (tmp_path / "models" / "model.pt").is_file(), "best checkpoint by val_auc"
+    last = list((tmp_path / "models").glob("last_checkpoint_epoch=*.pt"))
+    assert [p.name for p in last] == ["last_checkpoint_epoch=1.pt"]
+    state = torch.load(last[0], weights_only=True)
+    assert set(state) == {"model", "optimizer", "trainer"}
+    assert (tmp_path / "eval" / "overlays" / "overlay_epoch_001.png").stat().st_size > 1000
+
+    client, runs = _mlflow_runs(tmp_path)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["design"] == "energy" and params["lambda"] == "0.5" and params["saliency"] == "cam"
+    assert params["seed"] == "0" and "class_layers.relu" in params["saliency_kwargs"]
+    for key in ("val_auc", "val_accuracy", "val_saliency_precision", "val_saliency_coverage", "val_chance_level"):
+        assert key in run.data.metrics, key
+    assert 0.0 < run.data.metrics["val_chance_level"] < 0.2
+    for key in ("loss", "task_loss", "expl_loss", "lambda"):
+        assert key in run.data.metrics, key
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert "overlay_epoch_001.png" in artifacts
+
+
+def test_evaluate_config_scores_checkpoint_on_test_split(tmp_path, tiny_dataset, no_tracking_env):
+    train = _workflow(tmp_path, tiny_dataset, epochs=1)
+    train.initialize()
+    train.run()
+    train.finalize()
+    ev = _workflow(
+        tmp_path, tiny_dataset, configs=("train.json", "evaluate.json"), workflow_type=None, test_split="test_shifted"
+    )
+    ev.initialize()
+    ev.run()
+    ev.finalize()
+    out = tmp_path / "eval" / "test_shifted"
+    with open(out / "metrics.csv") as f:
+        metrics = {row[0]: float(row[1]) for row in csv.reader(f)}
+    for key in ("auc", "accuracy", "saliency_precision", "saliency_coverage", "chance_level", "deletion_auc"):
+        assert key in metrics, key
+    with open(out / "predictions.csv") as f:
+        assert len(list(csv.reader(f))) == 8, "one prediction per test_shifted image"
+    _, runs = _mlflow_runs(tmp_path)
+    assert {r.info.run_name for r in runs} == {"energy_lambda1.0_seed0", "energy_lambda1.0_seed0_test_shifted"}
+
+
+def test_resume_continues_epoch_optimizer_schedule_and_mlflow_run(tmp_path, tiny_dataset, no_tracking_env):
+    """A run stopped (by a crash) after epoch 1 resumes at epoch 2 in the same MLflow run."""
+    warmup = {"name": "linear_warmup", "start": 0.0, "end": 1.0, "warmup": 2}
+    first = _workflow(tmp_path, tiny_dataset, epochs=2, lambda_schedule=warmup)
+    first.initialize()
+    trainer = first.parser.get_parsed_content("train#trainer")
+    epoch_length = len(trainer.data_loader)
+
+    def crash(engine):
+        raise RuntimeError("simulated crash at the start of epoch 2")
+
+    trainer.add_event_handler(Events.ITERATION_STARTED(once=epoch_length + 1), crash)
+    with pytest.raises(RuntimeError, match="Failed to evaluate") as err:
+        first.run()
+    assert "simulated crash" in str(err.value.__cause__)
+    ckpt = torch.load(tmp_path / "models" / "last_checkpoint_epoch=1.pt", weights_only=True)
+    assert ckpt["trainer"]["iteration"] == epoch_length, "the checkpoint holds the state at the end of epoch 1"
+    _, runs = _mlflow_runs(tmp_path)
+    assert len(runs) == 1 and runs[0].info.status == "RUNNING"
+    run_id = runs[0].info.run_id
+
+    second = _workflow(tmp_path, tiny_dataset, epochs=2, lambda_schedule=warmup, resume=True)
+    second.initialize()
+    trainer2 = second.parser.get_parsed_content("train#trainer")
+    lambdas = []
+    trainer2.add_event_handler(Events.ITERATION_COMPLETED, lambda e: lambdas.append(e.state.output[0]["lambda"]))
+    second.run()
+    second.finalize()
+    assert trainer2.state.epoch == 2
+    assert len(lambdas) == epoch_length, "only epoch 2 is trained again"
+    assert lambdas[0] == pytest.approx(0.5), "the warm-up continues at epoch 2, not from 0"
+    optimizer = second.parser.get_parsed_content("optimizer")
+    assert optimizer.state_dict()["state"], "optimizer moments restored and updated"
+
+    client, runs = _mlflow_runs(tmp_path)
+    assert [r.info.run_id for r in runs] == [run_id], "the same MLflow run continues"
+    steps = sorted(m.step for m in client.get_metric_history(run_id, "val_auc"))
+    assert steps == [1, 2]
