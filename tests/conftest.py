@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,3 +19,12 @@ def _seed_everything():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """The synthetic set generated once per session, shared by the bundle tests (read-only for them)."""
+    from monai_explain.data.synthetic import generate_shortcut_cxr
+
+    root = tmp_path_factory.mktemp("shortcut_cxr")
+    return generate_shortcut_cxr(root, n_train=24, n_val=8, n_test=8, n_test_shifted=8, image_size=64, seed=0)

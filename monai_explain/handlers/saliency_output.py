@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from monai.data import MetaTensor
 from monai.engines.utils import IterationEvents
 from monai.networks.utils import eval_mode
 from monai.utils import CommonKeys as Keys
-from monai.utils import IgniteInfo, min_version, optional_import
+from monai.utils import IgniteInfo, convert_to_dst_type, min_version, optional_import
 
 from .explanation_loss import default_saliency_target
 
@@ -34,7 +35,7 @@ class SaliencyOutputHandler:
 
     Args:
         saliency_method: a :class:`monai_explain.saliency.SaliencyMethod` on the evaluator's network.
-        mask_key: key of the annotation mask in the collated batch.
+        mask_key: key of the annotation mask in the collated batch; None when there is none (inference).
         target: ``"label"`` to explain the annotated class, ``"pred"`` to explain the predicted class, or a
             callable ``f(label, logits)``.
         saliency_key: output key for the map.
@@ -43,7 +44,7 @@ class SaliencyOutputHandler:
     def __init__(
         self,
         saliency_method: Any,
-        mask_key: str = "mask",
+        mask_key: str | None = "mask",
         target: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "label",
         saliency_key: str = "saliency",
     ) -> None:
@@ -70,15 +71,18 @@ class SaliencyOutputHandler:
     def __call__(self, engine: Engine) -> None:
         output = engine.state.output
         batch = engine.state.batch
-        if not isinstance(batch, dict) or self.mask_key not in batch:
+        if self.mask_key is not None and (not isinstance(batch, dict) or self.mask_key not in batch):
             keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
             raise KeyError(f"SaliencyOutputHandler: mask key {self.mask_key!r} not in the batch (keys: {keys}).")
         inputs = output[Keys.IMAGE]
-        mask = torch.as_tensor(batch[self.mask_key]).to(inputs.device)
         target = self._target(output[Keys.LABEL], output[Keys.PRED].detach())
         net = engine.network
         with eval_mode(net), torch.enable_grad():
             x = inputs.detach().requires_grad_(bool(getattr(self.saliency_method, "needs_input_grad", False)))
             saliency, _ = self.saliency_method(x, target)
-        output[self.saliency_key] = saliency.detach().float()
-        output[self.mask_key] = mask
+        saliency = saliency.detach().float()
+        if isinstance(inputs, MetaTensor):  # keep each image's meta (file name, affine) for savers downstream
+            saliency = convert_to_dst_type(saliency, dst=inputs, dtype=torch.float32)[0]
+        output[self.saliency_key] = saliency
+        if self.mask_key is not None:
+            output[self.mask_key] = torch.as_tensor(batch[self.mask_key]).to(inputs.device)

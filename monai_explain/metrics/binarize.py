@@ -180,13 +180,14 @@ def otsu_bin_index(hist: torch.Tensor) -> torch.Tensor:
     return torch.where(valid.any(dim=1), idx, torch.full_like(idx, nb - 1))
 
 
-def _minmax_bins(rows: torch.Tensor, num_bins: int, eps: float = 1e-8) -> torch.Tensor:
-    """Quantise each row, min-max normalised to [0, 1], into ``num_bins`` bin indices (long)."""
+def _minmax_bins(rows: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """Quantise each row, min-max normalised to [0, 1], into ``num_bins`` bin indices (long); a constant row is all
+    in bin 0. No floor on the range: a map whose values span less than any fixed epsilon is still normalised."""
     if num_bins < 2:
         raise ValueError(f"num_bins must be >= 2, got {num_bins}.")
     lo = rows.amin(dim=1, keepdim=True)
-    hi = rows.amax(dim=1, keepdim=True)
-    x = (rows - lo) / (hi - lo).clamp_min(eps)
+    span = rows.amax(dim=1, keepdim=True) - lo
+    x = (rows - lo) / torch.where(span > 0, span, torch.ones_like(span))
     return (x * num_bins).long().clamp_(0, num_bins - 1)
 
 
@@ -226,8 +227,11 @@ def select_rows(
     """Bool selection of each row for the ``threshold`` and ``otsu`` methods (top-k is handled by counts)."""
     method = BinarizeMethod(method)
     if method == BinarizeMethod.THRESHOLD:
-        peak = rows.amax(dim=1, keepdim=True).clamp_min(1e-8)
-        return rows / peak > threshold
+        # no floor on the peak (a map of tiny values, e.g. input gradients, is still max-normalised); a row whose
+        # maximum is not positive (all zero) selects nothing
+        peak = rows.amax(dim=1, keepdim=True)
+        positive = peak > 0
+        return (rows / torch.where(positive, peak, torch.ones_like(peak)) > threshold) & positive
     if method == BinarizeMethod.OTSU:
         bins = _minmax_bins(rows, num_bins)
         idx = otsu_bin_index(_row_histogram(bins, num_bins))

@@ -31,6 +31,9 @@ def compute_chance_level(
     Returns:
         ``(B, C)`` float tensor, NaN where the annotation is empty.
 
+    Raises:
+        ValueError: for a mask with fewer than 3 dimensions or NaN values, or a saliency that does not match it.
+
     Example:
         >>> m = torch.zeros(1, 1, 4, 4); m[..., :2, :2] = 1
         >>> compute_chance_level(m).tolist()
@@ -39,6 +42,8 @@ def compute_chance_level(
     m = _as_tensor(mask, "mask")
     if m.ndim < 3:
         raise ValueError(f"mask must be (B, C, *spatial), got shape {tuple(m.shape)}.")
+    if m.is_floating_point() and bool(torch.isnan(m).any()):
+        raise ValueError(f"mask of shape {tuple(m.shape)} contains NaN values.")
     annotated = count_true((m.detach() > mask_threshold).flatten(2), dim=2)
     n = int(np.prod(m.shape[2:]))
     if saliency is not None:

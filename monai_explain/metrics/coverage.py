@@ -17,7 +17,7 @@ from .binarize import (
     count_true,
     selection_weights,
 )
-from .utils import _as_tensor, alignment_counts, prepare_saliency_and_mask, safe_ratio
+from .utils import _as_tensor, _check_values, alignment_counts, prepare_saliency_and_mask, safe_ratio
 
 __all__ = [
     "DEFAULT_INSTANCE_THRESHOLD",
@@ -156,7 +156,8 @@ def compute_instance_coverage(
         ``(B, 1)`` float tensor, NaN for a sample without instances; with ``return_per_instance`` also ``(B, K)``.
 
     Raises:
-        ValueError: for a saliency with more than one channel, mismatched shapes or a bad instance map.
+        ValueError: for a saliency with more than one channel, mismatched shapes, a bad instance map, or NaN / Inf
+            in the saliency.
 
     Example:
         >>> s = torch.tensor([[[[0.9, 0.1, 0.0, 0.0]]]])
@@ -177,6 +178,7 @@ def compute_instance_coverage(
         raise ValueError(f"instance coverage needs one saliency map per sample (B, 1, ...), got {tuple(s.shape)}.")
     if not s.is_floating_point() or s.dtype in (torch.float16, torch.bfloat16):
         s = s.float()
+    _check_values(s, m, "y_pred (saliency)", "y (instance_mask)")
     s = resize_saliency(s.detach(), m.shape[2:])
     b = m.shape[0]
     n = int(np.prod(m.shape[2:]))

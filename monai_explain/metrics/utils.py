@@ -57,6 +57,14 @@ def _as_tensor(x, name: str) -> torch.Tensor:
     return t
 
 
+def _check_values(saliency: torch.Tensor, mask: torch.Tensor | None, saliency_name: str, mask_name: str) -> None:
+    """Raise for NaN / Inf in a (floating point) saliency map or NaN in a mask: their scores would mean nothing."""
+    if not bool(torch.isfinite(saliency).all()):
+        raise ValueError(f"{saliency_name} of shape {tuple(saliency.shape)} contains NaN or Inf values.")
+    if mask is not None and mask.is_floating_point() and bool(torch.isnan(mask).any()):
+        raise ValueError(f"{mask_name} of shape {tuple(mask.shape)} contains NaN values.")
+
+
 def prepare_saliency_and_mask(
     saliency: torch.Tensor,
     mask: torch.Tensor,
@@ -87,8 +95,8 @@ def prepare_saliency_and_mask(
         ``(saliency, annotated)``: a float tensor and a bool tensor, both ``(B, max(Cs, Cm), *spatial_m)``.
 
     Raises:
-        ValueError: for fewer than 3 dimensions, different batch sizes or numbers of spatial dimensions, or
-            incompatible channel counts.
+        ValueError: for fewer than 3 dimensions, different batch sizes or numbers of spatial dimensions,
+            incompatible channel counts, NaN or Inf in the saliency, or NaN in the mask.
     """
     s = _as_tensor(saliency, saliency_name)
     m = _as_tensor(mask, mask_name)
@@ -113,6 +121,7 @@ def prepare_saliency_and_mask(
         )
     if not s.is_floating_point() or s.dtype in (torch.float16, torch.bfloat16):
         s = s.float()
+    _check_values(s, m, saliency_name, mask_name)
     s = resize_saliency(s.detach(), m.shape[2:])
     a = m.detach().to(s.device) > mask_threshold
     c = max(cs, cm)
@@ -178,8 +187,9 @@ def alignment_counts(
         sel.append(n_sel)
         ann.append(n_ann)
         if mass:
-            m_in.append(torch.where(a_blk, s_blk, 0.0).sum(dim=1).to(torch.float64))
-            m_tot.append(s_blk.sum(dim=1).to(torch.float64))
+            # accumulated in float64: a float32 sum of large maps overflows (inf / inf) long before the ratio does
+            m_in.append(torch.where(a_blk, s_blk, 0.0).sum(dim=1, dtype=torch.float64))
+            m_tot.append(s_blk.sum(dim=1, dtype=torch.float64))
     shape = (b, c)
     return AlignmentCounts(
         intersection=torch.cat(inter).view(shape),

@@ -124,3 +124,25 @@ def test_resume_continues_epoch_optimizer_schedule_and_mlflow_run(tmp_path, tiny
     assert [r.info.run_id for r in runs] == [run_id], "the same MLflow run continues"
     steps = sorted(m.step for m in client.get_metric_history(run_id, "val_auc"))
     assert steps == [1, 2]
+
+
+def test_inference_config_writes_predictions_and_saliency_maps(tmp_path, tiny_dataset, no_tracking_env):
+    import nibabel as nib
+
+    train = _workflow(tmp_path, tiny_dataset, epochs=1)
+    train.initialize()
+    train.run()
+    train.finalize()
+    inf = _workflow(tmp_path, tiny_dataset, configs=("train.json", "inference.json"), workflow_type=None)
+    inf.initialize()
+    inf.run()
+    inf.finalize()
+    out = tmp_path / "eval" / "inference"
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == 8 and all(0.0 <= float(r[1]) <= 1.0 for r in rows)
+    maps = sorted(out.glob("*_saliency.nii.gz"))
+    assert [p.name.split("_saliency")[0] for p in maps] == sorted(r[0] for r in rows)
+    img = nib.load(str(maps[0]))
+    assert img.shape == (64, 64), "saliency saved in the original image grid"
+    assert float(img.get_fdata().max()) > 0.0

@@ -53,9 +53,19 @@ def test_parse_target_errors(target, logits_shape, match):
 def test_parse_target_type_error_and_non_tensor_model_output():
     with pytest.raises(TypeError, match="target must be an int or a tensor, got str"):
         parse_target("cat", torch.randn(2, 3))
-    net = torch.nn.Sequential(small_densenet(2), torch.nn.Unflatten(1, (3, 1)))
-    with pytest.raises(TypeError, match="must return a \\(B, C\\) logits tensor"):
-        CAM(net)((torch.randn(2, 1, 32, 32)), 0)
+
+    class _DictOutput(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = small_densenet(2)
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"logits": self.net(x)}
+
+    net = _DictOutput()
+    with pytest.raises(TypeError, match="must return a \\(B, C\\) logits tensor, got dict"):
+        CAM(net)(torch.randn(2, 1, 32, 32), 0)
+    assert all_hooks_empty(net)
 
 
 @pytest.mark.parametrize("name, kwargs", METHODS)

@@ -1,0 +1,130 @@
+"""The ct_expl bundle end to end through MONAI's ConfigWorkflow, on a tiny synthetic LUNA16-format CT set."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser, ConfigWorkflow
+
+pytestmark = pytest.mark.slow
+
+CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "ct_expl" / "configs"
+
+# 6 train / 2 val / 2 test volumes (one positive, one negative in val and test), 2 test_shifted; coarse voxels so
+# that the phantom's nodules (4 to 10 mm) are 2 to 5 voxels wide in a 32 x 32 x 16 grid
+SYNTHETIC = {"n": 10, "n_test_shifted": 2, "shape": [32, 32, 16], "spacing": [2.0, 2.0, 4.0], "seed": 0}
+TINY = {
+    **{f"synthetic#{k}": v for k, v in SYNTHETIC.items()},
+    "image_size": [24, 24, 16],
+    "batch_size": 3,
+    "epochs": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def ct_dataset(tmp_path_factory) -> Path:
+    """The tiny set, generated once with the bundle's own generator arguments (the bundle then finds it made)."""
+    from monai_explain.data.synthetic import generate_synthetic_ct
+
+    root = tmp_path_factory.mktemp("synthetic_ct")
+    defaults = ConfigParser.load_config_file(CONFIGS / "train.json")["synthetic"]
+    return generate_synthetic_ct(root, **{**defaults, **SYNTHETIC})
+
+
+def _workflow(bundle_root: Path, dataset_dir: Path, configs=("train.json",), workflow_type="train", **override):
+    return ConfigWorkflow(
+        config_file=[str(CONFIGS / c) for c in configs],
+        meta_file=str(CONFIGS / "metadata.json"),
+        logging_file=str(CONFIGS / "logging.conf"),
+        workflow_type=workflow_type,
+        bundle_root=str(bundle_root),
+        dataset_dir=str(dataset_dir),
+        **{**TINY, **override},
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, ct_dataset) -> Path:
+    """One epoch of the train config (lambda 0.5), shared by the tests below; returns the bundle root."""
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the bundle's own local store, whatever the environment says
+    try:
+        root = tmp_path_factory.mktemp("ct_bundle")
+        wf = _workflow(root, ct_dataset, **{"lambda": 0.5})
+        wf.initialize()
+        assert wf.check_properties() == []
+        wf.run()
+        wf.finalize()
+    finally:
+        mp.undo()
+    return root
+
+
+def test_preprocessing_puts_the_mask_on_the_nodules(tmp_path, ct_dataset):
+    """World-mm LPS centres through the NIfTI RAS affine: every positive's mask covers bright (nodule) voxels."""
+    wf = _workflow(tmp_path, ct_dataset)
+    wf.initialize()
+    items = [wf.parser.get_parsed_content("train#dataset")[i] for i in range(6)]
+    assert sum(float(it["label"].item()) for it in items) == 3.0, "3 of the 6 train volumes are positive"
+    for it in items:
+        assert tuple(it["image"].shape) == (1, 24, 24, 16) and tuple(it["mask"].shape) == (1, 24, 24, 16)
+        assert tuple(it["label"].shape) == (1,) and it["label"].dtype == torch.float32
+        mask, image = it["mask"][0].numpy(), it["image"][0].numpy()
+        if it["label"].item() == 0.0:
+            assert mask.max() == 0.0, "a negative volume has an empty mask"
+            continue
+        core = mask > 0.5
+        assert core.sum() > 0
+        # nodules (about 0 HU -> 0.7 after the [-1000, 400] window) in air-like lung (about -850 HU -> 0.1)
+        assert image[core].mean() > 0.45 > image[(mask == 0) & (image < 0.3)].mean()
+
+
+def test_train_config_outputs_and_mlflow(trained):
+    models = trained / "models"
+    assert (models / "model.pt").is_file(), "best checkpoint by val_auc"
+    last = sorted(p.name for p in models.glob("last_checkpoint_epoch=*.pt"))
+    assert last == ["last_checkpoint_epoch=1.pt"]
+    state = torch.load(models / last[0], weights_only=True)
+    assert set(state) == {"model", "optimizer", "trainer"}
+    assert "features.conv0.weight" in state["model"] and state["model"]["features.conv0.weight"].ndim == 5
+    assert (trained / "eval" / "overlays" / "overlay_epoch_001.png").stat().st_size > 1000
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{trained}/eval/mlruns.db")
+    exp = client.get_experiment_by_name("ct_expl")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "energy_lambda0.5_seed0"
+    params = run.data.params
+    assert params["design"] == "energy" and params["lambda"] == "0.5" and params["saliency"] == "cam"
+    assert params["dataset"] == "luna16" and params["classes"] == "nodule" and params["image_size"] == "[24, 24, 16]"
+    assert "class_layers.relu" in params["saliency_kwargs"]
+    metrics = run.data.metrics
+    for key in ("val_auc", "val_accuracy", "val_saliency_precision", "val_saliency_coverage", "val_chance_level"):
+        assert np.isfinite(metrics[key]), key
+    assert 0.0 < metrics["val_chance_level"] < 0.05, "nodules fill a small fraction of the volume"
+    for key in ("loss", "task_loss", "expl_loss", "lambda"):
+        assert key in metrics, key
+    assert "overlay_epoch_001.png" in [a.path for a in client.list_artifacts(run.info.run_id)]
+
+
+def test_evaluate_config_scores_the_checkpoint_on_the_test_split(trained, ct_dataset, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    ev = _workflow(trained, ct_dataset, configs=("train.json", "evaluate.json"), workflow_type=None, **{"lambda": 0.5})
+    ev.initialize()
+    ev.run()
+    ev.finalize()
+    out = trained / "eval" / "test"
+    with open(out / "metrics.csv") as f:
+        metrics = {row[0]: float(row[1]) for row in csv.reader(f)}
+    for key in ("auc", "accuracy", "saliency_precision", "saliency_coverage", "chance_level", "deletion_auc"):
+        assert key in metrics, key
+    assert 0.0 <= metrics["saliency_precision"] <= 1.0 and 0.0 < metrics["chance_level"] < 0.05
+    with open(out / "predictions.csv") as f:
+        assert len(list(csv.reader(f))) == 2, "one prediction per test volume"
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{trained}/eval/mlruns.db")
+    runs = client.search_runs([client.get_experiment_by_name("ct_expl").experiment_id])
+    assert {r.info.run_name for r in runs} == {"energy_lambda0.5_seed0", "energy_lambda0.5_seed0_test"}
