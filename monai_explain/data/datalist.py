@@ -114,7 +114,8 @@ def build_datalist(
         dataset_dir: the dataset root.
         split: ``"train"``, ``"val"``, ``"test"`` or any split named by ``split_file`` / the records
             (e.g. ``"test_shifted"`` of the synthetic set).
-        classes: class names to train on (a subset of the adapter's ``class_names``); None keeps all.
+        classes: class names to train on (a subset of the adapter's ``class_names``); None keeps all. Every record's
+            ``label`` is a multi-hot float list (binary adapters' 0/1 labels become a one-entry list).
         split_file: JSON ``{image_id: split}``; default ``<dataset_dir>/splits.json`` when it exists.
         ratios: train/val/test fractions when neither a split file nor a ``split`` field exists.
         seed: seed of the ratio split.
@@ -126,6 +127,8 @@ def build_datalist(
     """
     ad = get_adapter(adapter, dataset_dir=dataset_dir, **(adapter_kwargs or {}))
     data = ad.load()
+    if getattr(ad, "binary", False):  # one class: the label as a one-entry multi-hot list, like the others
+        data = [{**rec, "label": [float(rec["label"])]} for rec in data]
     if classes is not None:
         data = select_classes(data, ad.class_names, classes)
     if split_file is None and (Path(dataset_dir) / "splits.json").is_file():
