@@ -22,8 +22,9 @@ class GradCAM(SaliencyMethod):
     """Grad-CAM: ``ReLU(sum_k alpha_ck A_k)`` with ``alpha_ck`` the spatial mean of ``d y_c / d A_k``.
 
     ``A`` is the output of ``target_layer``. The gradient is one ``torch.autograd.grad`` call with respect to the
-    recorded activation (``create_graph=True``; per class for multi-hot targets), so a loss on the map trains
-    every layer: those before ``A`` through ``A``, those after it (classifier included) through the gradient.
+    recorded activation (``create_graph=True``), so a loss on the map trains every layer: those before ``A``
+    through ``A``, those after it (classifier included) through the gradient. A multi-hot target costs one such
+    call per class on this path (the fast path below does all classes at once).
 
     Fast path: when ``A`` reaches the logits only through global average pooling and a linear layer
     (``logits = W mean_x(A) + b``), ``d y_c / d A_k = W[c, k] / N`` everywhere (``N`` = spatial positions of

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -160,29 +165,56 @@ def test_metatensor_input_gives_plain_tensor_on_the_input_grid():
     assert out.shape == (2, 1, 8, 8) and smaller.shape == (2, 1, 32, 32)
 
 
+_DDP_SCRIPT = """
+import faulthandler, sys
+from datetime import timedelta
+faulthandler.dump_traceback_later(100, exit=True)
+import torch, torch.distributed as dist, torch.nn.functional as F
+from monai_explain.saliency import CAM, GradCAM
+from tests.saliency._reference import all_hooks_empty, small_densenet
+torch.manual_seed(0)
+torch.set_num_threads(1)
+dist.init_process_group("gloo", init_method="file://" + sys.argv[1], rank=0, world_size=1, timeout=timedelta(seconds=60))
+try:
+    net = small_densenet(2).train()
+    ddp = torch.nn.parallel.DistributedDataParallel(net)
+    x, y = torch.randn(2, 1, 32, 32), torch.tensor([1, 2])
+    wrapped = GradCAM(ddp, "features.denseblock2")
+    bare = GradCAM(net, "module.features.denseblock2")
+    assert wrapped.target_layer == "module.features.denseblock2" and bare.target_layer == "features.denseblock2"
+    cam = CAM(ddp)
+    for m in (wrapped, bare, cam):
+        m.register()
+    logits = ddp(x)
+    a, b, c = wrapped.compute(logits, y), bare.compute(logits, y), cam.compute(logits, y)
+    assert cam.target_layer == "module.class_layers.relu", cam.target_layer
+    assert a.shape == (2, 1, 32, 32) and float(a.abs().sum()) > 0
+    torch.testing.assert_close(a, b)
+    (F.cross_entropy(logits, y) + a.mean() + c.mean()).backward()
+    assert all(p.grad is not None for p in net.parameters())
+    for m in (wrapped, bare, cam):
+        m.remove()
+    assert all_hooks_empty(ddp)
+finally:
+    dist.destroy_process_group()
+print("DDP-OK")
+"""
+
+
 def test_distributed_data_parallel_names_and_training_step(tmp_path):
-    """Layer names work with or without 'module.'; hooks fire inside DDP; a full step runs through DDP."""
+    """Layer names work with or without 'module.'; hooks fire inside DDP; a full step runs through DDP.
+
+    Runs in a child process (gloo, world size 1) with a hard time limit, so that a stuck process group can
+    never hang the test session; a timeout fails the test with the child's stack dump.
+    """
     if not dist.is_available():
         pytest.fail("torch.distributed is not available in this build")
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    cmd = [sys.executable, "-c", _DDP_SCRIPT, str(tmp_path / "store")]
     try:
-        net = small_densenet(2).train()
-        ddp = torch.nn.parallel.DistributedDataParallel(net)
-        x, y = torch.randn(2, 1, 32, 32), torch.tensor([1, 2])
-        wrapped = GradCAM(ddp, "features.denseblock2")
-        bare = GradCAM(net, "module.features.denseblock2")
-        assert wrapped.target_layer == "module.features.denseblock2" and bare.target_layer == "features.denseblock2"
-        cam = CAM(ddp)
-        for m in (wrapped, bare, cam):
-            m.register()
-        logits = ddp(x)
-        a, b, c = wrapped.compute(logits, y), bare.compute(logits, y), cam.compute(logits, y)
-        assert cam.target_layer == "module.class_layers.relu"
-        torch.testing.assert_close(a, b)
-        (F.cross_entropy(logits, y) + a.mean() + c.mean()).backward()
-        assert all(p.grad is not None for p in net.parameters())
-        for m in (wrapped, bare, cam):
-            m.remove()
-        assert all_hooks_empty(ddp)
-    finally:
-        dist.destroy_process_group()
+        done = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=150, check=False)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"DDP child process timed out; output:\n{e.stdout}\n{e.stderr}")
+    assert done.returncode == 0 and "DDP-OK" in done.stdout, done.stderr[-3000:]
