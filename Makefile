@@ -29,8 +29,11 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests
 
+## Speed / memory benchmarks (CPU, quick sizes; add --device cuda on a GPU machine).
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/bench_overhead.py --quick
+	$(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_vindr_masks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

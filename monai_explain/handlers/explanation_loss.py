@@ -167,5 +167,5 @@ def loss_terms(output: Any) -> dict[str, float]:
     for key in ("loss", "task_loss", "expl_loss", "lambda"):
         if key in first:
             value = first[key]
-            terms[key] = float(value.item() if isinstance(value, torch.Tensor) else value)
+            terms[key] = float(value.detach().item() if isinstance(value, torch.Tensor) else value)
     return terms

@@ -48,6 +48,9 @@ __all__ = ["AnnotationToMask", "AnnotationToMaskd", "InvalidPolicy", "SpatialLay
 logger = logging.getLogger(__name__)
 
 
+#: reader id given to every annotation of a record that names no readers (fusion then leaves the mask as is)
+_SINGLE_READER = "<single reader>"
+
 class SpatialLayout(StrEnum):
     """How the reference image stores its first two spatial axes, relative to dataset coordinates (x=column, y=row).
 
@@ -268,10 +271,13 @@ class AnnotationToMask(Transform):
             if isinstance(image, MetaTensor):
                 affine = image.affine.detach().cpu().numpy().astype(np.float64)
                 space = str(image.meta.get("space", "RAS"))
-            return _Geometry(size, affine, space)
-        if spatial_size is None:
+        elif spatial_size is None:
             raise ValueError("give the reference image (channel-first) or spatial_size.")
-        return _Geometry(tuple(int(s) for s in ensure_tuple(spatial_size)))
+        else:
+            size, affine, space = tuple(int(s) for s in ensure_tuple(spatial_size)), None, "RAS"
+        if any(s < 1 for s in size):
+            raise ValueError(f"the spatial size must be positive, got {size}.")
+        return _Geometry(size, affine, space)
 
     @staticmethod
     def _context(context: str | None, image: Any) -> str:
@@ -338,7 +344,9 @@ class AnnotationToMask(Transform):
         if reader_list is not None and len(reader_list) != n:
             raise ValueError(f"got {n} {self.item_plural} but {len(reader_list)} reader ids{ctx}.")
         if self.fusion is not None and reader_list is None and n > 0:
-            raise ValueError(f"fusion={self.fusion.value!r} needs a reader id for each {self.item_name}{ctx}.")
+            # a dataset without reader ids (RSNA, NIH, ...) has one reader per image: fusing one reader is a no-op
+            reader_list = [_SINGLE_READER] * n
+            self.counts["single_reader"] += 1
         if self.fusion is not None and image_readers is not None and reader_list:
             listed = reader_ids(image_readers)
             missing = [r for r in dict.fromkeys(reader_list) if r not in set(listed)]

@@ -151,7 +151,6 @@ def test_bad_options(kwargs, match):
         ({"num_classes": 2}, {"labels": [0, 0.5, 1]}, "box 1 has label 0.5"),
         ({"class_names": ["a", "b"]}, {"labels": ["a", "c", "b"]}, "box 1 has label 'c'"),
         ({"num_classes": 2}, {"labels": [0, "a", 1]}, "not in class_names=None"),
-        ({"fusion": "majority"}, {}, "needs a reader id for each box"),
         ({"fusion": "majority"}, {"readers": ["R1"]}, "got 3 boxes but 1 reader ids"),
         ({"fusion": "mean"}, {"readers": ["R1", "R2", "R3"], "image_readers": ["R1", "R2"]}, r"readers \['R3'\]"),
     ],
@@ -214,8 +213,9 @@ def test_dict_errors_name_the_key():
         BoxesToMaskd()({"image": _ref(), "boxes": [[1, 1, 1, 2]]})
     with pytest.raises(ValueError, match=r"labels are needed .*'box_labels' not in the data"):
         BoxesToMaskd(num_classes=2)({"image": _ref(), "boxes": BOXES})
-    with pytest.raises(ValueError, match=r"reader id .*'box_readers' not in the data"):
-        BoxesToMaskd(fusion="mean")({"image": _ref(), "boxes": BOXES})
+    # no 'box_readers' in the record: one reader (RSNA, NIH, ...), the fused mask is the plain one
+    fused = BoxesToMaskd(fusion="mean")({"image": _ref(), "boxes": BOXES})["mask"]
+    assert torch.equal(torch.as_tensor(fused), torch.as_tensor(BoxesToMaskd()({"image": _ref(), "boxes": BOXES})["mask"]))
     with pytest.raises(KeyError, match="reference image key 'img'"):
         BoxesToMaskd(ref_key="img")({"image": _ref(), "boxes": BOXES})
     with pytest.raises(KeyError, match="boxes"):
@@ -229,3 +229,12 @@ def test_dict_allow_missing_keys_and_counts(caplog):
         t({"image": _ref(), "boxes": [[-1, 0, 2, 2], [np.nan, 0, 1, 1]]})
     assert t.counts["clipped"] == 1 and t.counts["dropped"] == 1 and t.counts["annotations"] == 2
     assert "1 of 2 boxes clipped" in caplog.text and "dropped box 1 has a NaN" in caplog.text
+
+
+@pytest.mark.parametrize("fusion", ["union", "majority", "mean", "intersection"])
+def test_fusion_without_reader_ids_is_one_reader(fusion):
+    """Datasets without reader ids (RSNA, NIH, MS-CXR) work with a fusion option: one reader, mask unchanged."""
+    plain = BoxesToMask()(BOXES, image=_ref())
+    fused = BoxesToMask(fusion=fusion)
+    assert torch.equal(torch.as_tensor(fused(BOXES, image=_ref())), torch.as_tensor(plain))
+    assert fused.counts["single_reader"] == 1
