@@ -11,6 +11,7 @@ from .alignment_metrics import (
     SaliencyPrecisionHandler,
 )
 from .checkpointing import LAST_CHECKPOINT_PREFIX, attach_checkpointing, find_last_checkpoint
+from .epoch_seed import EpochSeedHandler
 from .explanation_loss import ExplanationLossHandler, default_saliency_target, loss_terms
 from .faithfulness import FaithfulnessHandler
 from .lambda_schedules import ConstantLambda, LambdaSchedule, LinearWarmupLambda, StepLambda, get_lambda_schedule
@@ -30,6 +31,7 @@ __all__ = [
     "LAST_CHECKPOINT_PREFIX",
     "attach_checkpointing",
     "find_last_checkpoint",
+    "EpochSeedHandler",
     "ResilientMLFlowHandler",
     "FaithfulnessHandler",
     "LambdaSchedule",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -58,7 +59,8 @@ def save_overlay_grid(
         The path written.
 
     Raises:
-        OSError: when the file cannot be written (e.g. a full disk), with the path in the message.
+        OSError: when the file cannot be written (e.g. a full disk), with the path in the message and the original
+            errno; a partly written file is removed.
     """
     import matplotlib
 
@@ -87,7 +89,11 @@ def save_overlay_grid(
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=80)
     except OSError as e:
-        raise OSError(f"could not write the saliency overlay {path}: {e}") from e
+        with contextlib.suppress(OSError):  # a truncated PNG must not stay behind (MLflow would log it as an artifact)
+            path.unlink(missing_ok=True)
+        if e.errno is None:
+            raise OSError(f"could not write the saliency overlay {path}: {e}") from e
+        raise OSError(e.errno, f"could not write the saliency overlay {path}: {e.strerror or e}") from e
     finally:
         plt.close(fig)
     return path

@@ -1,5 +1,6 @@
 """Fault tests of the cxr_expl training pipeline: SIGKILL during training and inside a checkpoint write, a
-tracking server that is down or dies mid-run, and a full disk while writing checkpoints or overlays.
+tracking server that is down or dies mid-run, a tracking store that cannot be opened, and a full disk while
+writing checkpoints or overlays.
 
 Training runs use the tiny synthetic set (TINY: 24 training images, batch 8, so 3 iterations per epoch) on the CPU
 with one thread (``CUDA_VISIBLE_DEVICES=""``, ``OMP_NUM_THREADS=1``): that makes an interrupted and resumed run
@@ -41,8 +42,9 @@ pytestmark = pytest.mark.slow
 EPOCH_LENGTH = 3  # TINY: 24 training images / batch 8
 # The resumed run must reproduce the uninterrupted one. On the CPU with one thread every kernel is deterministic and
 # the checkpoint restores weights, optimizer moments and engine counters bit-exactly, so the two runs are expected to
-# be identical; 1e-6 (absolute, on losses in [0, 3], metrics in [0, 1] and weights of order 0.1) only leaves room
-# for a last-bit difference, far below the effect of a different data order (>1e-2 on the epoch-2 losses).
+# be identical (observed: bit-identical); 1e-6 (absolute, on losses in [0, 3], metrics in [0, 1], weights of order
+# 0.1) only leaves room for a last-bit difference, far below the effect of the epoch-2 data order and augmentation
+# differing after a restart (before EpochSeedHandler: 0.11 on the first epoch-2 loss, 0.08 on the weights).
 TOLERANCE = 1e-6
 MLFLOW_LOGGER = "monai_explain.handlers.mlflow_tracking"
 
@@ -64,10 +66,26 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
 def start_bundle(cmd: list[str], cwd: Path, log: Path) -> subprocess.Popen:
     """Start the bundle in the background, stdout and stderr into ``log`` (a file: a full pipe would block it)."""
     with open(log, "w") as out:
-        return subprocess.Popen(cmd, cwd=cwd, env=subprocess_env(), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=subprocess_env(), stdout=out, stderr=subprocess.STDOUT)
+    _STARTED.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _reap_bundle_processes():
+    """A failing test must not leave bundle processes running."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def wait_ok(proc: subprocess.Popen, log: Path, timeout: float = 300) -> str:
@@ -118,6 +136,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture()
+def one_thread():
+    """In-process training with one torch thread, like the subprocesses (2 cores shared by parallel tests)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def workflow(bundle_root: Path, dataset_dir: Path, **override) -> ConfigWorkflow:
@@ -186,7 +213,8 @@ def test_sigkill_in_epoch_2_then_resume_equals_uninterrupted_run(tmp_path, tiny_
         ours, ref = history(client, run.info.run_id, key), history(ref_client, ref_run.info.run_id, key)
         assert sorted(ours) == sorted(ref), key
         for step, values in ours.items():
-            assert values == pytest.approx([ref[step][0]] * len(values), abs=TOLERANCE), (key, step, values, ref[step])
+            expected = [ref[step][0]] * len(values)  # expl_loss is NaN for a batch without positives
+            assert values == pytest.approx(expected, abs=TOLERANCE, nan_ok=True), (key, step, values, ref[step])
     final = torch.load(ref_root / "models" / "last_checkpoint_epoch=2.pt", weights_only=True)
     for name, value in final["model"].items():
         assert torch.allclose(resumed["model"][name].float(), value.float(), rtol=0, atol=TOLERANCE), name
@@ -207,10 +235,11 @@ def _train_and_stall_in_second_save(ckpt_dir: Path, marker: Path) -> None:
         buf = io.BytesIO()
         real_save(obj, buf, *args, **kwargs)
         data = buf.getvalue()
-        out = open(f, "wb") if isinstance(f, (str, os.PathLike)) else f
+        out = open(f, "wb") if isinstance(f, (str, os.PathLike)) else f  # noqa: SIM115 (killed or raising)
         out.write(data[: len(data) // 2])
         out.flush()
-        marker.write_text(str(len(data)))
+        marker.with_suffix(".tmp").write_text(str(len(data)))
+        os.replace(marker.with_suffix(".tmp"), marker)  # the parent never sees it empty
         time.sleep(120)
 
     torch.save = stalling_save
@@ -219,22 +248,27 @@ def _train_and_stall_in_second_save(ckpt_dir: Path, marker: Path) -> None:
 
 def test_sigkill_inside_checkpoint_write_keeps_previous_checkpoint(tmp_path):
     ckpt_dir, marker = tmp_path / "models", tmp_path / "half_written"
-    child = multiprocessing.get_context("fork").Process(target=_train_and_stall_in_second_save, args=(ckpt_dir, marker))
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_train_and_stall_in_second_save, args=(ckpt_dir, marker), daemon=True)
     child.start()
-    end = time.monotonic() + 120
-    while not marker.exists():
-        assert child.is_alive(), f"the child ended (exit code {child.exitcode}) before writing epoch 2"
-        assert time.monotonic() < end, "timed out waiting for the epoch-2 checkpoint write"
-        time.sleep(0.01)
-    os.kill(child.pid, signal.SIGKILL)
-    child.join(timeout=30)
+    try:
+        end = time.monotonic() + 120
+        while not marker.exists():
+            assert child.is_alive(), f"the child ended (exit code {child.exitcode}) before writing epoch 2"
+            assert time.monotonic() < end, "timed out waiting for the epoch-2 checkpoint write"
+            time.sleep(0.01)
+    finally:
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGKILL)
+        child.join(timeout=30)
     assert child.exitcode == -signal.SIGKILL
 
     # the kill landed inside the write: a half-written temporary file, never under a checkpoint's name
     full_size = int(marker.read_text())
     partial = [p for p in ckpt_dir.iterdir() if p.stat().st_size == full_size // 2]
-    assert len(partial) == 1 and not partial[0].name.startswith("last_checkpoint"), [p.name for p in ckpt_dir.iterdir()]
-    with pytest.raises(Exception):
+    names = sorted(p.name for p in ckpt_dir.iterdir())
+    assert len(partial) == 1 and partial[0].name.startswith(".last_checkpoint_epoch=2.pt."), names
+    with pytest.raises(RuntimeError):  # truncated zip archive
         torch.load(partial[0], weights_only=True)
     last = ckpt_dir / "last_checkpoint_epoch=1.pt"
     assert find_last_checkpoint(ckpt_dir) == str(last)
@@ -257,7 +291,7 @@ def test_sigkill_inside_checkpoint_write_keeps_previous_checkpoint(tmp_path):
 # ------------------------------------------------------------------------------------------------- 3. a full disk
 def _enospc_after_partial_write(real_save):
     def save(obj, f, *args, **kwargs):
-        out = open(f, "wb") if isinstance(f, (str, os.PathLike)) else f
+        out = open(f, "wb") if isinstance(f, (str, os.PathLike)) else f  # noqa: SIM115 (killed or raising)
         out.write(b"PK\x03\x04" + b"\0" * 60)  # the start of a zip archive, as torch.save writes
         out.flush()
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -321,6 +355,7 @@ class _LoopbackMLflowServer:
 
     def __init__(self, folder: Path, monkeypatch) -> None:
         import mlflow.server.handlers as server_handlers
+        import mlflow.tracking._tracking_service.utils as tracking_utils
         from mlflow.server import app
         from mlflow.server.constants import ARTIFACT_ROOT_ENV_VAR, BACKEND_STORE_URI_ENV_VAR
         from werkzeug.serving import make_server
@@ -329,7 +364,14 @@ class _LoopbackMLflowServer:
         monkeypatch.setenv(BACKEND_STORE_URI_ENV_VAR, self.store_uri)
         monkeypatch.setenv(ARTIFACT_ROOT_ENV_VAR, str(folder / "artifacts"))
         monkeypatch.setattr(server_handlers, "_tracking_store", None)
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
         server_handlers._get_tracking_store()  # create the tables now, not in the first (time-limited) request
+        # the server's store set this process's default tracking URI (and MLFLOW_TRACKING_URI, which MONAI's
+        # MLFlowHandler prefers to its tracking_uri argument) to the server's own database: undo that, so the
+        # bundle talks HTTP to the server (monkeypatch restores the previous values at teardown)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        tracking_utils._tracking_uri = None
         # single-threaded: HTTP/1.0, one connection per request, so nothing is served after stop()
         self.server = make_server("127.0.0.1", 0, app, threaded=False)
         self.uri = f"http://127.0.0.1:{self.server.server_port}"
@@ -357,7 +399,7 @@ def _assert_trained_and_saved(root: Path, trainer, epochs: int) -> None:
     assert state["trainer"]["iteration"] == epochs * EPOCH_LENGTH
 
 
-def test_tracking_server_down_costs_warnings_not_the_run(tmp_path, tiny_dataset, fast_failing_http, caplog):
+def test_tracking_server_down_costs_warnings_not_the_run(tmp_path, tiny_dataset, fast_failing_http, one_thread, caplog):
     root = tmp_path / "bundle"
     wf = workflow(root, tiny_dataset, epochs=2, tracking_uri=f"http://127.0.0.1:{free_port()}")
     wf.initialize()
@@ -375,7 +417,7 @@ def test_tracking_server_down_costs_warnings_not_the_run(tmp_path, tiny_dataset,
 
 
 def test_tracking_server_dying_mid_run_costs_warnings_not_the_run(
-    tmp_path, tiny_dataset, fast_failing_http, monkeypatch, caplog
+    tmp_path, tiny_dataset, fast_failing_http, one_thread, monkeypatch, caplog
 ):
     server = _LoopbackMLflowServer(tmp_path, monkeypatch)
     root = tmp_path / "bundle"
@@ -395,3 +437,18 @@ def test_tracking_server_dying_mid_run_costs_warnings_not_the_run(
     assert run.info.status == "RUNNING" and run.data.params["lambda"] == "1.0"
     assert sorted(history(client, run.info.run_id, "loss")) == list(range(1, EPOCH_LENGTH + 1))
     assert sorted(history(client, run.info.run_id, "val_auc")) == [1]
+
+
+def test_tracking_store_that_cannot_be_opened_costs_a_warning_not_the_run(caplog, monkeypatch):
+    from monai_explain.handlers import ResilientMLFlowHandler
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = "sqlite:////proc/monai_explain_no_such_folder/mlruns.db"  # its folder cannot be created
+    with caplog.at_level(logging.WARNING, logger=MLFLOW_LOGGER):
+        handler = ResilientMLFlowHandler(tracking_uri=uri, experiment_name="x", output_transform=lambda out: out)
+        engine = Engine(lambda e, b: float(b))
+        handler.attach(engine)
+        state = engine.run([1.0, 2.0], max_epochs=2)
+    assert state.iteration == 4 and handler.disabled
+    (message,) = [r.getMessage() for r in caplog.records if r.name == MLFLOW_LOGGER]
+    assert f"could not open {uri}" in message and "switched off" in message
