@@ -40,7 +40,9 @@ class CXRDicomReader(PydicomReader):
 
     The inverted value is ``low + high - value`` with ``(low, high)`` from ``invert_range``; integer arrays (no
     rescaling) keep their dtype, rescaled ones are float32 as in ``PydicomReader``. The meta dict gains
-    ``"photometric_interpretation"`` (as stored) and ``"monochrome1_inverted"`` (bool).
+    ``"photometric_interpretation"`` (as stored) and ``"monochrome1_inverted"`` (bool). A file whose pixel data is
+    missing, truncated or in an unsupported transfer syntax raises ``ValueError`` / ``NotImplementedError`` naming
+    the file.
 
     Args:
         invert_monochrome1: invert MONOCHROME1 images.
@@ -77,7 +79,14 @@ class CXRDicomReader(PydicomReader):
         return self.invert_monochrome1 and self._photometric(img) == "MONOCHROME1"
 
     def _get_array_data(self, img: Any, filename: Any) -> Any:
-        data = super()._get_array_data(img, filename)
+        try:
+            data = super()._get_array_data(img, filename)
+        except (ValueError, NotImplementedError) as e:
+            # pydicom's decoding errors (truncated pixel data, unsupported transfer syntax) do not name the file
+            if str(filename) in str(e):
+                raise
+            cls = NotImplementedError if isinstance(e, NotImplementedError) else ValueError
+            raise cls(f"cannot decode the pixel data of DICOM file {filename}: {e}") from e
         if not self._inverts(img):
             return data
         if self.invert_range == Monochrome1Range.DATA:

@@ -114,6 +114,7 @@ class ExplanationLoss(_Loss):
         Raises:
             ValueError: batch/channel/dimension mismatch (naming both shapes), NaN or Inf in the saliency, mask
                 values outside [0, 1], bad ``weight``.
+            TypeError: non-tensor inputs or an integer / bool saliency.
         """
         terms, valid = explanation_loss_terms(
             saliency, mask, self.design, self.normalize, self.margin, self.soft_mask, self.eps

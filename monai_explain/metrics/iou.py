@@ -42,7 +42,7 @@ def compute_saliency_iou(
         ``(B, C)`` float tensor.
 
     Raises:
-        ValueError: for incompatible shapes or a bad option.
+        ValueError: for incompatible shapes, a bad option, NaN / Inf in the saliency or NaN in the mask.
 
     Example:
         >>> s = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])

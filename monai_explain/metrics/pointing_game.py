@@ -34,7 +34,7 @@ def compute_pointing_game(
         ``(B, C)`` float tensor with values in [0, 1] (0 or 1 when the maximum is unique), NaN for empty masks.
 
     Raises:
-        ValueError: for incompatible shapes or a negative tolerance.
+        ValueError: for incompatible shapes, a negative tolerance, NaN / Inf in the saliency or NaN in the mask.
 
     Example:
         >>> s = torch.tensor([[[[0.1, 0.9], [0.2, 0.3]]]])

@@ -62,7 +62,7 @@ def compute_saliency_precision(
         ``(B, C)`` float tensor, or ``(precision, chance)`` with ``return_chance``.
 
     Raises:
-        ValueError: for incompatible shapes or a bad option.
+        ValueError: for incompatible shapes, a bad option, NaN / Inf in the saliency or NaN in the mask.
 
     Example:
         >>> s = torch.tensor([[[[0.9, 0.1], [0.2, 0.8]]]])

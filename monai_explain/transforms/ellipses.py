@@ -38,6 +38,9 @@ def ellipsoid_patch(
         ``(slices, patch)`` with a bool ``patch`` for ``image[slices]``, or ``None`` when no voxel of the image is
         inside.
 
+    Raises:
+        ValueError: for a non-finite centre or metric, or a singular metric.
+
     Example:
         >>> sl, patch = ellipsoid_patch([2.0, 2.0], np.eye(2), (5, 5))
         >>> int(patch.sum())  # the centre and its 4 neighbours at distance 1
@@ -46,10 +49,17 @@ def ellipsoid_patch(
     c = np.asarray(center, dtype=np.float64)
     m = np.asarray(metric, dtype=np.float64)
     size = np.asarray(spatial_size, dtype=np.int64)
-    extent = np.sqrt(np.clip(np.diag(np.linalg.inv(m)), 0.0, None))
-    centre_voxel = np.floor(c + 0.5).astype(np.int64)
-    lo = np.minimum(np.floor(c - extent).astype(np.int64), centre_voxel)
-    hi = np.maximum(np.ceil(c + extent).astype(np.int64), centre_voxel)
+    if not (np.all(np.isfinite(c)) and np.all(np.isfinite(m))):
+        raise ValueError(f"ellipsoid centre and metric must be finite, got {c.tolist()} and {m.tolist()}.")
+    try:
+        extent = np.sqrt(np.clip(np.diag(np.linalg.inv(m)), 0.0, None))
+    except np.linalg.LinAlgError:
+        raise ValueError(f"ellipsoid metric must be positive definite, got {m.tolist()}.") from None
+    # bounds are clipped to just outside the image while still floats: a far or huge ellipsoid must not overflow int64
+    limit = size.astype(np.float64)
+    centre_voxel = np.clip(np.floor(c + 0.5), -1.0, limit).astype(np.int64)
+    lo = np.minimum(np.clip(np.floor(c - extent), -1.0, limit).astype(np.int64), centre_voxel)
+    hi = np.maximum(np.clip(np.ceil(c + extent), -1.0, limit).astype(np.int64), centre_voxel)
     lo, hi = np.maximum(lo, 0), np.minimum(hi, size - 1)
     if np.any(hi < lo):
         return None
@@ -144,7 +154,15 @@ class EllipsesToMask(BoxesToMask):
                 continue
             lo, hi = corners[i, :sd], corners[i, sd:]
             semi = (hi - lo) / 2.0
-            patch = ellipsoid_patch((lo + hi) / 2.0 - 0.5, np.diag(1.0 / semi**2), geometry.spatial_size)
+            with np.errstate(over="ignore", divide="ignore"):
+                inv_sq = 1.0 / semi**2
+            if not (np.all(np.isfinite(semi)) and np.all(np.isfinite(inv_sq)) and np.all(inv_sq > 0)):
+                reasons[i] = (
+                    f"is too large or too small to rasterise in float64 (semi-axes {semi.tolist()}): "
+                    f"{items[i].tolist()}"
+                )
+                continue
+            patch = ellipsoid_patch((lo + hi) / 2.0 - 0.5, np.diag(inv_sq), geometry.spatial_size)
             if patch is None:
                 reasons[i] = f"covers no pixel of the image of size {geometry.spatial_size}: {items[i].tolist()}"
                 continue

@@ -234,10 +234,15 @@ class PointsToMask(AnnotationToMask):
         if self.space == PointSpace.WORLD:
             if geometry.affine is None:
                 raise ValueError(f"world-space points need the reference image's affine (a MetaTensor image){ctx}.")
+            affine = to_affine_nd(sd, geometry.affine)
+            linear = affine[:sd, :sd]
+            if not np.all(np.isfinite(affine)) or np.linalg.matrix_rank(linear) < sd:
+                raise ValueError(
+                    f"world-space points need a finite and invertible image affine, got {affine.tolist()}{ctx}."
+                )
             voxels = world_to_voxel(
                 np.where(finite[:, None], centres, 0.0), geometry.affine, self.world_convention, geometry.space
             )
-            linear = to_affine_nd(sd, geometry.affine)[:sd, :sd]
             gram = linear.T @ linear
         else:
             voxels = self._swap_if_yx(np.where(finite[:, None], centres, 0.0))
@@ -256,7 +261,14 @@ class PointsToMask(AnnotationToMask):
                 reasons[i] = f"has a non-positive or non-finite diameter {diam[i]}: {values}"
                 continue
             radius = diam[i] / 2.0
-            patch = ellipsoid_patch(voxels[i], gram / radius**2, geometry.spatial_size)
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                metric = gram / radius**2
+            if not (np.all(np.isfinite(metric)) and np.all(np.diag(metric) > 0)):
+                reasons[i] = f"has a diameter {diam[i]} too large or too small to rasterise in float64: {values}"
+                continue
+            patch = (
+                ellipsoid_patch(voxels[i], metric, geometry.spatial_size) if np.all(np.isfinite(voxels[i])) else None
+            )
             if patch is None:
                 reasons[i] = (
                     f"lies entirely outside the image of size {geometry.spatial_size} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -146,7 +147,11 @@ class PolygonsToMask(AnnotationToMask):
             if not np.all(np.isfinite(v)):
                 reasons[i] = f"has a NaN or infinite coordinate: {v.tolist()}"
                 continue
-            signed_area = 0.5 * float(np.dot(v[:, 0], np.roll(v[:, 1], -1)) - np.dot(v[:, 1], np.roll(v[:, 0], -1)))
+            with np.errstate(over="ignore", invalid="ignore"):
+                signed_area = 0.5 * float(np.dot(v[:, 0], np.roll(v[:, 1], -1)) - np.dot(v[:, 1], np.roll(v[:, 0], -1)))
+            if not math.isfinite(signed_area):
+                reasons[i] = f"has coordinates too large to rasterise in float64: {v.tolist()}"
+                continue
             if signed_area == 0.0:
                 reasons[i] = f"is degenerate (zero area): {v.tolist()}"
                 continue
@@ -156,8 +161,9 @@ class PolygonsToMask(AnnotationToMask):
                     f"lies entirely outside the image of size {geometry.spatial_size}: {np.asarray(poly).tolist()}"
                 )
                 continue
-            lo = np.maximum(np.ceil(v.min(axis=0) - 0.5).astype(np.int64), 0)
-            hi = np.minimum(np.floor(v.max(axis=0) - 0.5).astype(np.int64), size - 1)
+            # clipped while still floats: far vertices must not overflow int64
+            lo = np.maximum(np.ceil(np.clip(v.min(axis=0) - 0.5, -1.0, size)).astype(np.int64), 0)
+            hi = np.minimum(np.floor(np.clip(v.max(axis=0) - 0.5, -1.0, size)).astype(np.int64), size - 1)
             if np.any(hi < lo):
                 reasons[i] = f"covers no pixel centre of the image: {np.asarray(poly).tolist()}"
                 continue

@@ -77,6 +77,8 @@ def decode_siim_rle(rle: str, shape: Sequence[int]) -> np.ndarray:
         values = np.array([int(tok) for tok in text.split()], dtype=np.int64)
     except ValueError:
         raise ValueError(f"SIIM RLE must hold integers, got {text[:60]!r}.") from None
+    except OverflowError:
+        raise ValueError(f"SIIM RLE holds a value out of range, got {text[:60]!r}.") from None
     if values.size % 2:
         raise ValueError(f"SIIM RLE must hold (gap, length) pairs, got {values.size} values.")
     gaps, lengths = values[0::2], values[1::2]
@@ -84,6 +86,9 @@ def decode_siim_rle(rle: str, shape: Sequence[int]) -> np.ndarray:
         raise ValueError(f"SIIM RLE has a negative gap at pair {int(np.flatnonzero(gaps < 0)[0])}.")
     if np.any(lengths <= 0):
         raise ValueError(f"SIIM RLE has a non-positive run length at pair {int(np.flatnonzero(lengths <= 0)[0])}.")
+    if np.any(values > total):  # cannot fit; summed as Python ints here, as int64 sums below could overflow
+        end = sum(int(v) for v in values)
+        raise ValueError(f"SIIM RLE runs end at pixel {end}, past the {total} pixels of an image of {shape}.")
     ends = np.cumsum(gaps + lengths)
     starts = ends - lengths
     if ends.size and ends[-1] > total:
@@ -163,7 +168,7 @@ def decode_coco_rle(rle: Mapping[str, Any]) -> np.ndarray:
     """Decode a COCO RLE ``{"size": [h, w], "counts": str | list[int]}`` into a bool (h, w) mask.
 
     Raises:
-        ValueError: missing keys, negative counts, or counts not summing to ``h * w``.
+        ValueError: missing keys, non-integer or negative counts, or counts not summing to ``h * w``.
 
     Example:
         >>> decode_coco_rle({"size": [2, 3], "counts": [1, 2, 3]}).astype(int)
@@ -176,11 +181,20 @@ def decode_coco_rle(rle: Mapping[str, Any]) -> np.ndarray:
     raw = rle["counts"]
     if isinstance(raw, bytes):
         raw = raw.decode("ascii")
-    counts = np.asarray(coco_counts_from_string(raw) if isinstance(raw, str) else list(raw), dtype=np.int64)
-    if np.any(counts < 0):
-        raise ValueError(f"COCO RLE has a negative count at {int(np.flatnonzero(counts < 0)[0])}.")
-    if int(counts.sum()) != h * w:
-        raise ValueError(f"COCO RLE counts sum to {int(counts.sum())}, not size {h}x{w} = {h * w}.")
+    raw_counts = coco_counts_from_string(raw) if isinstance(raw, str) else list(raw)
+    # checked as Python numbers: a fractional count would be truncated silently, a huge one overflow int64
+    if not all(
+        isinstance(c, (int, np.integer)) or (isinstance(c, (float, np.floating)) and float(c).is_integer())
+        for c in raw_counts
+    ):
+        raise ValueError("COCO RLE counts must be integers.")
+    ints = [int(c) for c in raw_counts]
+    negative = [i for i, c in enumerate(ints) if c < 0]
+    if negative:
+        raise ValueError(f"COCO RLE has a negative count at {negative[0]}.")
+    if sum(ints) != h * w:
+        raise ValueError(f"COCO RLE counts sum to {sum(ints)}, not size {h}x{w} = {h * w}.")
+    counts = np.asarray(ints, dtype=np.int64)
     ends = np.cumsum(counts)
     starts = ends - counts
     fg = np.arange(counts.size) % 2 == 1

@@ -40,8 +40,10 @@ def normalize_saliency(
 ) -> torch.Tensor:
     """Normalise each ``(sample, channel)`` map of ``saliency`` independently.
 
-    Constant and all-zero maps are safe: the denominator is clamped by ``eps``, so the output is finite
-    (zero for ``minmax`` on a constant map) and gradients stay finite.
+    Constant and all-zero maps are safe: the denominator is clamped by ``eps`` (raised to the smallest normal number
+    of the map's dtype, so that it does not round to 0 in float16), so the output is finite (zero for ``minmax`` on
+    a constant map) and gradients stay finite. Float16 / bfloat16 maps are normalised in float32 and returned in
+    their own dtype.
 
     Args:
         saliency: ``(B, C, *spatial)`` tensor, expected non-negative for ``max`` and ``sum``.
@@ -59,14 +61,22 @@ def normalize_saliency(
     mode = SaliencyNormalization(mode)
     if mode == SaliencyNormalization.NONE:
         return saliency
-    dims = tuple(range(2, saliency.ndim))
+    dtype = saliency.dtype
+    if saliency.is_floating_point():
+        eps = max(float(eps), float(torch.finfo(dtype).tiny))
+    # float16 / bfloat16 maps are normalised in float32: the backward of a reduction (sum, min) over a map would
+    # otherwise overflow float16, e.g. to -inf for a constant map under minmax
+    s = saliency.float() if dtype in (torch.float16, torch.bfloat16) else saliency
+    dims = tuple(range(2, s.ndim))
     if mode == SaliencyNormalization.MAX:
-        return saliency / saliency.amax(dim=dims, keepdim=True).clamp_min(eps)
-    if mode == SaliencyNormalization.MINMAX:
-        lo = saliency.amin(dim=dims, keepdim=True)
-        hi = saliency.amax(dim=dims, keepdim=True)
-        return (saliency - lo) / (hi - lo).clamp_min(eps)
-    return saliency / saliency.sum(dim=dims, keepdim=True).clamp_min(eps)
+        out = s / s.amax(dim=dims, keepdim=True).clamp_min(eps)
+    elif mode == SaliencyNormalization.MINMAX:
+        lo = s.amin(dim=dims, keepdim=True)
+        hi = s.amax(dim=dims, keepdim=True)
+        out = (s - lo) / (hi - lo).clamp_min(eps)
+    else:
+        out = s / s.sum(dim=dims, keepdim=True).clamp_min(eps)
+    return out.to(dtype)
 
 
 def resize_saliency(saliency: torch.Tensor, spatial_size: Sequence[int], mode: str = "auto") -> torch.Tensor:

@@ -44,7 +44,6 @@ from monai_explain.metrics import (
 )
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def _single_thread():
     """Tiny tensors: one thread avoids OpenMP start-up and spin costs on the shared 2-core machine."""
@@ -56,6 +55,7 @@ def _single_thread():
 
 PROPERTY = settings(
     max_examples=500,
+    derandomize=True,  # seeded like every test here: the same 500 examples on every run
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -225,7 +225,9 @@ def non_negative_pairs(draw) -> tuple[np.ndarray, np.ndarray]:
 
 
 @PROPERTY
-@given(pair=non_negative_pairs(), exponent=st.integers(-100, 60), binarize=st.sampled_from(["topk", "threshold", "otsu"]))
+@given(
+    pair=non_negative_pairs(), exponent=st.integers(-100, 60), binarize=st.sampled_from(["topk", "threshold", "otsu"])
+)
 def test_scale_invariance(pair, exponent, binarize):
     s_np, m_np = pair
     s = torch.as_tensor(s_np, dtype=torch.float32)
@@ -325,7 +327,7 @@ def test_instance_coverage_finite_nan_or_error(sp, seed, kind, labels):
             compute_instance_coverage(s, inst)
         return
     value, per_instance = compute_instance_coverage(s, inst, return_per_instance=True)
-    n_instances = int((per_instance == per_instance).sum())  # non-NaN: instances present
+    n_instances = int((~torch.isnan(per_instance)).sum())  # instances present
     assert value.shape == (1, 1)
     assert math.isnan(value.item()) == (n_instances == 0)
     if n_instances:
