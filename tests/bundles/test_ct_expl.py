@@ -16,11 +16,18 @@ pytestmark = pytest.mark.slow
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "ct_expl" / "configs"
 
 # 6 train / 2 val / 2 test volumes (one positive, one negative in val and test), 2 test_shifted; coarse voxels so
-# that the phantom's nodules (4 to 10 mm) are 2 to 5 voxels wide in a 32 x 32 x 16 grid
-SYNTHETIC = {"n": 10, "n_test_shifted": 2, "shape": [32, 32, 16], "spacing": [2.0, 2.0, 4.0], "seed": 0}
+# that the nodules (6 to 10 mm) are 3 to 6 voxels wide in the 40 x 40 x 16 grid, resized to 32 x 32 x 16
+SYNTHETIC = {
+    "n": 10,
+    "n_test_shifted": 2,
+    "shape": [40, 40, 16],
+    "spacing": [1.6, 1.6, 4.0],
+    "diameter_mm": [6.0, 10.0],
+    "seed": 0,
+}
 TINY = {
     **{f"synthetic#{k}": v for k, v in SYNTHETIC.items()},
-    "image_size": [24, 24, 16],
+    "image_size": [32, 32, 16],
     "batch_size": 3,
     "epochs": 1,
 }
@@ -65,6 +72,20 @@ def trained(tmp_path_factory, ct_dataset) -> Path:
     return root
 
 
+def test_first_run_generates_the_set_then_reuses_it(tmp_path, ct_dataset):
+    data_dir = tmp_path / "data" / "synthetic_ct"
+    wf = _workflow(tmp_path, data_dir)
+    wf.initialize()
+    assert Path(wf.parser.get_parsed_content("data_root")) == data_dir
+    for name in ("annotations.csv", "splits.json", "manifest.json"):
+        assert (data_dir / name).read_bytes() == (ct_dataset / name).read_bytes(), name
+    stamps = {p: p.stat().st_mtime_ns for p in data_dir.rglob("*")}
+    again = _workflow(tmp_path, data_dir)
+    again.initialize()
+    again.parser.get_parsed_content("data_root")
+    assert {p: p.stat().st_mtime_ns for p in data_dir.rglob("*")} == stamps, "the second run rewrites nothing"
+
+
 def test_preprocessing_puts_the_mask_on_the_nodules(tmp_path, ct_dataset):
     """World-mm LPS centres through the NIfTI RAS affine: every positive's mask covers bright (nodule) voxels."""
     wf = _workflow(tmp_path, ct_dataset)
@@ -72,7 +93,7 @@ def test_preprocessing_puts_the_mask_on_the_nodules(tmp_path, ct_dataset):
     items = [wf.parser.get_parsed_content("train#dataset")[i] for i in range(6)]
     assert sum(float(it["label"].item()) for it in items) == 3.0, "3 of the 6 train volumes are positive"
     for it in items:
-        assert tuple(it["image"].shape) == (1, 24, 24, 16) and tuple(it["mask"].shape) == (1, 24, 24, 16)
+        assert tuple(it["image"].shape) == (1, 32, 32, 16) and tuple(it["mask"].shape) == (1, 32, 32, 16)
         assert tuple(it["label"].shape) == (1,) and it["label"].dtype == torch.float32
         mask, image = it["mask"][0].numpy(), it["image"][0].numpy()
         if it["label"].item() == 0.0:
@@ -100,7 +121,7 @@ def test_train_config_outputs_and_mlflow(trained):
     assert run.info.status == "FINISHED" and run.info.run_name == "energy_lambda0.5_seed0"
     params = run.data.params
     assert params["design"] == "energy" and params["lambda"] == "0.5" and params["saliency"] == "cam"
-    assert params["dataset"] == "luna16" and params["classes"] == "nodule" and params["image_size"] == "[24, 24, 16]"
+    assert params["dataset"] == "luna16" and params["classes"] == "nodule" and params["image_size"] == "[32, 32, 16]"
     assert "class_layers.relu" in params["saliency_kwargs"]
     metrics = run.data.metrics
     for key in ("val_auc", "val_accuracy", "val_saliency_precision", "val_saliency_coverage", "val_chance_level"):
