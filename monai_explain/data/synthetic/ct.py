@@ -18,7 +18,6 @@ with ``monai.transforms.ApplyTransformToPoints(invert_affine=True, affine_lps_to
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from pydicom.uid import generate_uid
 
 from monai_explain.data.synthetic.ct_phantom import draw_chest_ct
 from monai_explain.data.synthetic.cxr import SHORTCUT_CXR_SPLITS, exact_assignment
-from monai_explain.data.synthetic.manifest import is_generated, write_manifest
+from monai_explain.data.synthetic.manifest import is_generated, read_listing, write_csv, write_manifest
 from monai_explain.data.synthetic.metaimage import metaimage_affine, write_metaimage
 
 __all__ = [
@@ -167,7 +166,7 @@ def generate_synthetic_ct(
     root = Path(root)
     suffixes = {"mhd": (".mhd", ".raw"), "nifti": (".nii.gz",), "both": (".mhd", ".raw", ".nii.gz")}[fmt]
     splits_path = root / "splits.json"
-    listed = _read_listing(splits_path, overwrite)
+    listed = read_listing(splits_path, overwrite)
     fixed = ["annotations.csv", "splits.json", "volumes.csv", "truth_nodules.csv"]
     files = fixed + [f"subset0/{uid}{sfx}" for uid in listed for sfx in suffixes]
     if is_generated(root, _KIND, SYNTHETIC_CT_VERSION, params, files, overwrite):
@@ -226,14 +225,14 @@ def generate_synthetic_ct(
     for old in set(listed) - set(splits):
         for sfx in (".mhd", ".raw", ".nii.gz"):
             (root / "subset0" / f"{old}{sfx}").unlink(missing_ok=True)
-    _write_csv(root / "annotations.csv", LUNA16_COLUMNS, ann_rows)
-    _write_csv(
+    write_csv(root / "annotations.csv", LUNA16_COLUMNS, ann_rows)
+    write_csv(
         root / "volumes.csv",
         ("seriesuid", "split", "label", "marker", "n_nodules", "marker_i0", "marker_j0", "marker_k0",
          "marker_i1", "marker_j1", "marker_k1"),
         vol_rows,
     )  # fmt: skip
-    _write_csv(root / "truth_nodules.csv", ("seriesuid", "i", "j", "k", "diameter_mm"), truth_rows)
+    write_csv(root / "truth_nodules.csv", ("seriesuid", "i", "j", "k", "diameter_mm"), truth_rows)
     splits_path.write_text(json.dumps(splits, indent=1) + "\n")
     write_manifest(root, _KIND, SYNTHETIC_CT_VERSION, params, counts)
     logger.info(
@@ -241,21 +240,3 @@ def generate_synthetic_ct(
     )
     return root
 
-
-def _read_listing(path: Path, overwrite: bool) -> dict[str, str]:
-    """The ids recorded by a previous run (empty when none, or unreadable with ``overwrite``)."""
-    if not path.is_file():
-        return {}
-    try:
-        return dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, ValueError) as err:
-        if overwrite:
-            return {}
-        raise ValueError(f"{path} is not a valid id -> split mapping ({err}); pass overwrite=True.") from err
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: list[list[str]]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)

@@ -21,7 +21,6 @@ Layout written under ``root``::
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -33,7 +32,7 @@ import numpy as np
 
 from monai_explain.data.synthetic.cxr_phantom import _as_size, draw_chest_xray
 from monai_explain.data.synthetic.dicom_writer import write_xray_dicom
-from monai_explain.data.synthetic.manifest import is_generated, write_manifest
+from monai_explain.data.synthetic.manifest import is_generated, read_listing, write_csv, write_manifest
 
 __all__ = [
     "NO_FINDING",
@@ -254,7 +253,7 @@ def generate_shortcut_cxr(
     }  # fmt: skip
     root = Path(root)
     splits_path = root / "splits.json"
-    listed = _read_listing(splits_path, overwrite)
+    listed = read_listing(splits_path, overwrite)
     fixed = ["train.csv", "splits.json", "images.csv", "truth_boxes.csv"]
     if is_generated(root, _KIND, SHORTCUT_CXR_VERSION, params, fixed + [f"train/{i}.dicom" for i in listed], overwrite):
         logger.info("shortcut CXR set already in %s (%d images): generation skipped.", root, len(listed))
@@ -342,14 +341,14 @@ def generate_shortcut_cxr(
     # stale files of a previous parameter set (overwrite=True)
     for old_id in set(listed) - set(splits):
         (root / "train" / f"{old_id}.dicom").unlink(missing_ok=True)
-    _write_csv(root / "train.csv", VINDR_COLUMNS, box_rows)
-    _write_csv(
+    write_csv(root / "train.csv", VINDR_COLUMNS, box_rows)
+    write_csv(
         root / "images.csv",
         ("image_id", "split", "label", "marker", "marker_letter", "photometric", "n_lesions",
          "marker_x_min", "marker_y_min", "marker_x_max", "marker_y_max"),
         image_rows,
     )  # fmt: skip
-    _write_csv(root / "truth_boxes.csv", ("image_id", "object", "x_min", "y_min", "x_max", "y_max"), truth_rows)
+    write_csv(root / "truth_boxes.csv", ("image_id", "object", "x_min", "y_min", "x_max", "y_max"), truth_rows)
     splits_path.write_text(json.dumps(splits, indent=1) + "\n")
     write_manifest(root, _KIND, SHORTCUT_CXR_VERSION, params, counts)
     logger.info(
@@ -358,24 +357,6 @@ def generate_shortcut_cxr(
     )  # fmt: skip
     return root
 
-
-def _read_listing(path: Path, overwrite: bool) -> dict[str, str]:
-    """The ids recorded by a previous run (empty when none, or unreadable with ``overwrite``)."""
-    if not path.is_file():
-        return {}
-    try:
-        return dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, ValueError) as err:
-        if overwrite:
-            return {}
-        raise ValueError(f"{path} is not a valid id -> split mapping ({err}); pass overwrite=True.") from err
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: list[list[str]]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def load_splits(root: str | os.PathLike) -> dict[str, str]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MANIFEST_NAME", "is_generated", "normalize_parameters", "write_manifest"]
+__all__ = ["MANIFEST_NAME", "is_generated", "normalize_parameters", "read_listing", "write_csv", "write_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 
@@ -103,3 +104,23 @@ def write_manifest(
     tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def read_listing(path: Path, overwrite: bool) -> dict[str, str]:
+    """The ids recorded by a previous run (empty when none, or unreadable with ``overwrite``)."""
+    if not path.is_file():
+        return {}
+    try:
+        return dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as err:
+        if overwrite:
+            return {}
+        raise ValueError(f"{path} is not a valid id -> split mapping ({err}); pass overwrite=True.") from err
+
+
+def write_csv(path: Path, header: Sequence[str], rows: list[list[str]]) -> None:
+    """Write a CSV file with ``header`` and ``rows`` (``\\n`` line ends, so files are byte-identical everywhere)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
