@@ -29,12 +29,20 @@ __all__ = ["SaliencyOverlayHandler", "save_overlay_grid"]
 logger = logging.getLogger(__name__)
 
 
-def _middle_slice(x: np.ndarray) -> np.ndarray:
-    """A 2D view of a (C, *spatial) array: channel 0, the middle slice along the last axis for 3D."""
+def _slice_index(mask: np.ndarray | None, shape: tuple[int, ...]) -> int | None:
+    """For 3D items, the slice along the last axis to show: the one with the most annotated voxels (the middle
+    one without annotation); None for 2D."""
+    if len(shape) < 4:
+        return None
+    if mask is not None and mask[0].max() > 0:
+        return int(np.argmax(mask[0].reshape(-1, shape[-1]).sum(axis=0)))
+    return shape[-1] // 2
+
+
+def _view(x: np.ndarray, index: int | None) -> np.ndarray:
+    """A 2D view of a (C, *spatial) array: channel 0, slice ``index`` of the last axis for 3D."""
     x = x[0]
-    while x.ndim > 2:
-        x = x[..., x.shape[-1] // 2]
-    return x
+    return x if index is None else x[..., index]
 
 
 def save_overlay_grid(
@@ -48,7 +56,8 @@ def save_overlay_grid(
     """Write one PNG with a row of panels: each image in grey, its saliency in colour, the mask contour in green.
 
     Args:
-        images: ``(N, C, *spatial)`` images (2D, or 3D shown at the middle slice of the last axis).
+        images: ``(N, C, *spatial)`` images (2D, or 3D shown at the slice of the last axis with the most
+            annotated voxels, the middle slice without annotation).
         saliency: ``(N, K, *spatial)`` maps; channel 0 is shown.
         masks: ``(N, K, *spatial)`` annotation masks or None.
         path: output file (folders are created).
@@ -71,13 +80,14 @@ def save_overlay_grid(
     fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.8), squeeze=False)
     for i, ax in enumerate(axes[0]):
         # MONAI readers put the image column on the first spatial axis: transpose for display (rows down).
-        img = _middle_slice(images[i]).T
-        sal = _middle_slice(saliency[i]).T
+        index = _slice_index(None if masks is None else masks[i], images[i].shape)
+        img = _view(images[i], index).T
+        sal = _view(saliency[i], index).T
         ax.imshow(img, cmap="gray")
         hi = float(sal.max())
         ax.imshow(sal / hi if hi > 0 else sal, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
         if masks is not None:
-            m = _middle_slice(masks[i]).T
+            m = _view(masks[i], index).T
             if m.max() > 0:
                 ax.contour(m, levels=[0.5], colors="lime", linewidths=1.0)
         if titles is not None:
@@ -170,7 +180,7 @@ class SaliencyOverlayHandler:
                 saliency = self.saliency_method.compute(logits, target, inputs=x, spatial_size=masks.shape[2:])
             probs = torch.softmax(logits, 1) if logits.shape[1] > 1 else torch.sigmoid(logits)
         epoch = self.global_epoch_transform(engine) if self.global_epoch_transform else engine.state.epoch
-        titles = [f"y={_fmt(labels[i])} p={float(probs[i].max()):.2f}" for i in range(len(self.items))]
+        titles = [f"y={_fmt(labels[i])} p={float(probs[i].detach().max()):.2f}" for i in range(len(self.items))]
         path = save_overlay_grid(
             images.detach().float().cpu().numpy(),
             saliency.detach().float().cpu().numpy(),

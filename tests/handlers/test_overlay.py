@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.networks.nets import DenseNet
+
+from monai_explain.handlers import SaliencyOverlayHandler, save_overlay_grid
+from monai_explain.handlers.overlay import _slice_index
+from monai_explain.saliency import CAM
+
+
+def test_slice_index_follows_the_annotation_in_3d():
+    mask = np.zeros((1, 8, 8, 10), np.float32)
+    mask[0, 2:4, 2:4, 7] = 1.0
+    mask[0, 2:3, 2:3, 3] = 1.0
+    assert _slice_index(mask, mask.shape) == 7, "the slice with the most annotated voxels"
+    assert _slice_index(np.zeros_like(mask), mask.shape) == 5, "middle slice without annotation"
+    assert _slice_index(None, (1, 8, 8)) is None, "2D items are shown whole"
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 16, 12), (2, 1, 12, 12, 6)])
+def test_save_overlay_grid_writes_a_png(tmp_path, shape):
+    rng = np.random.default_rng(0)
+    images, saliency = rng.random(shape, dtype=np.float32), rng.random(shape, dtype=np.float32)
+    masks = np.zeros(shape, np.float32)
+    masks[0, 0, 2:6, 3:7] = 1.0
+    path = save_overlay_grid(images, saliency, masks, tmp_path / "sub" / "grid.png", titles=["a", "b"])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+
+
+def test_overlay_handler_draws_each_epoch_without_touching_mode_or_hooks(tmp_path):
+    net = DenseNet(2, 1, 1, init_features=8, growth_rate=4, block_config=(2, 2)).train()
+    g = torch.Generator().manual_seed(0)
+    items = [
+        {"image": torch.rand(1, 32, 32, generator=g), "label": torch.tensor([float(i % 2)]), "mask": torch.zeros(1, 32, 32)}
+        for i in range(3)
+    ]
+    items[1]["mask"][0, 4:12, 8:16] = 1.0
+    handler = SaliencyOverlayHandler(CAM(net), items, tmp_path, network=net)
+
+    class _Engine:
+        class state:  # noqa: N801
+            epoch = 3
+
+    handler(_Engine())
+    assert handler.written == [tmp_path / "overlay_epoch_003.png"]
+    assert handler.written[0].stat().st_size > 1000
+    assert net.training, "the network's mode is restored"
+    assert not net.class_layers.relu._forward_hooks, "no hooks left behind"
+    assert all(p.grad is None for p in net.parameters()), "no parameter gradient written"
