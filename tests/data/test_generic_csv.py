@@ -124,7 +124,7 @@ def test_malformed(tmp_path, text, match):
     "kwargs,match",
     [
         ({"box_columns": ("a", "b", "c", "d"), "box_mode": "xyzxyz"}, "needs 6 box_columns"),
-        ({"box_mode": "xyz"}, ""),
+        ({"box_mode": "xyz"}, "Unsupported box mode: xyz"),
         ({"class_names": ["a", "a"]}, "duplicates"),
     ],
 )
