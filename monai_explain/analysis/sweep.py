@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 BASELINE_DESIGN = "none"
 SPLITS = {"test": "", "test_shifted": "_shifted"}
+#: per-image columns tested against lambda = 0 (in-distribution alignment and correctness, shifted correctness)
+PER_IMAGE_TESTED = ("correct", "correct_shifted", "probability", "coverage", "precision", "deletion_auc")
 
 
 class SweepSetting(dict):
@@ -267,7 +269,13 @@ def run_sweep(
     if best is not None:
         gallery_settings.append(next(s for s in settings if s.name == best["run_name"]))
     gallery = saliency_gallery(bundle, out, base, gallery_settings) if gallery_settings else None
-    return write_report(runs, out / "report", gallery=gallery, title=f"Explanation supervision study: {bundle.name}")
+    return write_report(
+        runs,
+        out / "report",
+        per_image_metrics=PER_IMAGE_TESTED,
+        gallery=gallery,
+        title=f"Explanation supervision study: {bundle.name}",
+    )
 
 
 def _best_supervised(runs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
