@@ -83,7 +83,7 @@ def test_evaluate_config_scores_checkpoint_on_test_split(tmp_path, tiny_dataset,
     with open(out / "predictions.csv") as f:
         assert len(list(csv.reader(f))) == 8, "one prediction per test_shifted image"
     _, runs = _mlflow_runs(tmp_path)
-    assert {r.info.run_name for r in runs} == {"energy_lambda1.0_seed0", "energy_lambda1.0_seed0_test_shifted"}
+    assert {r.info.run_name for r in runs} == {"energy_lambda3.0_seed0", "energy_lambda3.0_seed0_test_shifted"}
 
 
 def test_resume_continues_epoch_optimizer_schedule_and_mlflow_run(tmp_path, tiny_dataset, no_tracking_env):
