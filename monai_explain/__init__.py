@@ -15,6 +15,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import analysis, data, handlers, losses, metrics, saliency, transforms, utils  # noqa: E402
+from . import analysis, data, handlers, losses, metrics, saliency, transforms, utils
 
 __all__ = ["__version__", "analysis", "data", "handlers", "losses", "metrics", "saliency", "transforms", "utils"]

@@ -28,7 +28,7 @@ from monai.networks.utils import eval_mode
 
 from .report import write_report
 
-__all__ = ["SweepSetting", "sweep_settings", "run_setting", "run_sweep", "per_image_table", "saliency_gallery"]
+__all__ = ["SweepSetting", "per_image_table", "run_setting", "run_sweep", "saliency_gallery", "sweep_settings"]
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ dict per image (``image``, ``id``, ``label``, ``boxes`` / ``rle`` / ``polygons``
 
 from __future__ import annotations
 
+from . import synthetic
 from .adapters import (
     ADAPTERS,
     CHEXLOCALIZE_CLASSES,
@@ -40,13 +41,11 @@ from .adapters import (
     decode_coco_rle_counts,
     get_adapter,
 )
-from . import synthetic
 from .datalist import assign_splits, build_datalist, positive_indices, select_classes
 from .dicom import CXRDicomReader, Monochrome1Range
 from .split import split_data_list
 
 __all__ = [
-    "synthetic",
     "ADAPTERS",
     "CHEXLOCALIZE_CLASSES",
     "LUNA16_CLASSES",
@@ -85,4 +84,5 @@ __all__ = [
     "positive_indices",
     "select_classes",
     "split_data_list",
+    "synthetic",
 ]

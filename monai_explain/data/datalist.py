@@ -18,7 +18,7 @@ import numpy as np
 from .adapters import get_adapter
 from .split import split_data_list
 
-__all__ = ["build_datalist", "select_classes", "assign_splits", "positive_indices"]
+__all__ = ["assign_splits", "build_datalist", "positive_indices", "select_classes"]
 
 logger = logging.getLogger(__name__)
 

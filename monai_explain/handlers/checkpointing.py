@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from monai.handlers import CheckpointLoader
 from monai.utils import IgniteInfo, min_version, optional_import
 

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-
 from monai.data.utils import set_rnd
 from monai.utils import IgniteInfo, min_version, optional_import
 

@@ -6,11 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from monai.engines.utils import IterationEvents
+from monai.metrics import Cumulative
 from monai.networks.utils import eval_mode
 from monai.utils import CommonKeys as Keys
 from monai.utils import IgniteInfo, min_version, optional_import
-
-from monai.metrics import Cumulative
 
 from monai_explain.metrics import compute_deletion_auc, compute_insertion_auc
 

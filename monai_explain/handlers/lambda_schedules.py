@@ -13,7 +13,7 @@ from typing import Any
 
 from monai.utils import StrEnum
 
-__all__ = ["LambdaSchedule", "ConstantLambda", "LinearWarmupLambda", "StepLambda", "get_lambda_schedule"]
+__all__ = ["ConstantLambda", "LambdaSchedule", "LinearWarmupLambda", "StepLambda", "get_lambda_schedule"]
 
 
 class _Unit(StrEnum):

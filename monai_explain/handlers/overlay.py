@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-
 from monai.data import list_data_collate
 from monai.networks.utils import eval_mode
 from monai.utils import IgniteInfo, min_version, optional_import

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
-
 from monai.data import MetaTensor
 from monai.engines.utils import IterationEvents
 from monai.networks.utils import eval_mode

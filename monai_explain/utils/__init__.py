@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .saliency_ops import SaliencyNormalization, normalize_saliency, resize_saliency, spatial_sum
+from .saliency_ops import SaliencyNormalization, normalize_saliency, resize_saliency
 
-__all__ = ["SaliencyNormalization", "normalize_saliency", "resize_saliency", "spatial_sum"]
+__all__ = ["SaliencyNormalization", "normalize_saliency", "resize_saliency"]

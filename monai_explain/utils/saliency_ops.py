@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from monai.utils import StrEnum
 
-__all__ = ["SaliencyNormalization", "normalize_saliency", "resize_saliency", "spatial_sum"]
+__all__ = ["SaliencyNormalization", "normalize_saliency", "resize_saliency"]
 
 
 class SaliencyNormalization(StrEnum):
@@ -28,11 +28,6 @@ class SaliencyNormalization(StrEnum):
     MAX = "max"
     MINMAX = "minmax"
     SUM = "sum"
-
-
-def spatial_sum(x: torch.Tensor) -> torch.Tensor:
-    """Sum over every spatial dimension of ``(B, C, *spatial)``, keeping them as size-1 dimensions."""
-    return x.sum(dim=tuple(range(2, x.ndim)), keepdim=True)
 
 
 def normalize_saliency(
