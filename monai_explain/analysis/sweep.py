@@ -26,6 +26,8 @@ import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.networks.utils import eval_mode
 
+from monai_explain.saliency import get_saliency_method
+
 from .report import write_report
 
 __all__ = ["SweepSetting", "per_image_table", "run_setting", "run_sweep", "saliency_gallery", "sweep_settings"]
@@ -147,7 +149,7 @@ def _log_to_mlflow(out: Path, experiment: str, run_name: str, metrics: Mapping[s
     if not runs:
         logger.warning(f"no MLflow run named {run_name!r}: test metrics not logged there")
         return None
-    run = sorted(runs, key=lambda r: r.info.start_time)[0]
+    run = min(runs, key=lambda r: r.info.start_time)
     ts = int(time.time() * 1000)
     client.log_batch(run.info.run_id, metrics=[mlflow.entities.Metric(k, float(v), ts, 0) for k, v in metrics.items()])
     return run.info.run_id
@@ -227,9 +229,6 @@ def saliency_gallery(
         net = p.get_parsed_content("network_def")
         state = torch.load(out / "runs" / setting.name / "models" / "model.pt", map_location="cpu", weights_only=True)
         net.load_state_dict(state)
-        method = p.get_parsed_content("validate#saliency_method", instantiate=False)
-        from monai_explain.saliency import get_saliency_method
-
         method = get_saliency_method(p["saliency"], net, **p.get_parsed_content("saliency_kwargs"))
         with eval_mode(net), torch.enable_grad():
             s, _ = method(images, 0)

@@ -179,23 +179,30 @@ class DatasetAdapter:
     binary: ClassVar[bool] = False
     source_box_mode: str = "xyxy"
     has_boxes: ClassVar[bool] = True
+    #: the dataset's published file names, used when the constructor is not given others
+    default_annotation_file: ClassVar[str] = ""
+    default_image_dir: ClassVar[str] = ""
+    default_image_ext: ClassVar[str] = ""
 
     def __init__(
         self,
         dataset_dir: str | os.PathLike,
-        annotation_file: str | os.PathLike,
-        image_dir: str | os.PathLike = "",
-        image_ext: str = "",
+        annotation_file: str | os.PathLike | None = None,
+        image_dir: str | os.PathLike | None = None,
+        image_ext: str | None = None,
         check_files: bool = True,
         on_missing: MissingFilePolicy | str = MissingFilePolicy.ERROR,
         allow_outside: bool = False,
         duplicates: DuplicatePolicy | str = DuplicatePolicy.DROP,
         recursive: bool = False,
     ) -> None:
+        annotation_file = self.default_annotation_file if annotation_file is None else annotation_file
+        if not os.fspath(annotation_file):
+            raise ValueError(f"{type(self).__name__}: annotation_file is required.")
         self.dataset_dir = os.path.abspath(os.fspath(dataset_dir))
         self.annotation_file = os.path.join(self.dataset_dir, os.fspath(annotation_file))
-        self.image_dir = os.fspath(image_dir)
-        self.image_ext = image_ext
+        self.image_dir = os.fspath(self.default_image_dir if image_dir is None else image_dir)
+        self.image_ext = self.default_image_ext if image_ext is None else image_ext
         self.check_files = bool(check_files)
         self.on_missing = MissingFilePolicy(on_missing)
         self.allow_outside = bool(allow_outside)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from .base import DatasetAdapter, ImageEntry, MissingFilePolicy
-from .csv_rows import DuplicatePolicy
+from .base import DatasetAdapter, ImageEntry
 
 __all__ = ["MS_CXR_CLASSES", "MSCXRAdapter"]
 
@@ -48,28 +45,7 @@ class MSCXRAdapter(DatasetAdapter):
     name = "mscxr"
     class_names = MS_CXR_CLASSES
     source_box_mode = "xywh"
-
-    def __init__(
-        self,
-        dataset_dir: str | os.PathLike,
-        annotation_file: str | os.PathLike = "MS_CXR_Local_Alignment_v1.0.0.csv",
-        image_dir: str | os.PathLike = "",
-        image_ext: str = "",
-        check_files: bool = True,
-        on_missing: MissingFilePolicy | str = MissingFilePolicy.ERROR,
-        allow_outside: bool = False,
-        duplicates: DuplicatePolicy | str = DuplicatePolicy.DROP,
-    ) -> None:
-        super().__init__(
-            dataset_dir,
-            annotation_file,
-            image_dir,
-            image_ext,
-            check_files=check_files,
-            on_missing=on_missing,
-            allow_outside=allow_outside,
-            duplicates=duplicates,
-        )
+    default_annotation_file = "MS_CXR_Local_Alignment_v1.0.0.csv"
 
     def _read(self) -> list[ImageEntry]:
         columns = ["dicom_id", "category_name", "label_text", "path", *_BOX_COLUMNS]

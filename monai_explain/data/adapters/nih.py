@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from .base import DatasetAdapter, ImageEntry, MissingFilePolicy
-from .csv_rows import DuplicatePolicy
+from .base import DatasetAdapter, ImageEntry
 
 __all__ = ["NIH_CHESTXRAY14_BOX_CLASSES", "NIHChestXray14Adapter"]
 
@@ -50,28 +47,8 @@ class NIHChestXray14Adapter(DatasetAdapter):
     name = "nih"
     class_names = NIH_CHESTXRAY14_BOX_CLASSES
     source_box_mode = "xywh"
-
-    def __init__(
-        self,
-        dataset_dir: str | os.PathLike,
-        annotation_file: str | os.PathLike = "BBox_List_2017.csv",
-        image_dir: str | os.PathLike = "images",
-        image_ext: str = "",
-        check_files: bool = True,
-        on_missing: MissingFilePolicy | str = MissingFilePolicy.ERROR,
-        allow_outside: bool = False,
-        duplicates: DuplicatePolicy | str = DuplicatePolicy.DROP,
-    ) -> None:
-        super().__init__(
-            dataset_dir,
-            annotation_file,
-            image_dir,
-            image_ext,
-            check_files=check_files,
-            on_missing=on_missing,
-            allow_outside=allow_outside,
-            duplicates=duplicates,
-        )
+    default_annotation_file = "BBox_List_2017.csv"
+    default_image_dir = "images"
 
     def _read(self) -> list[ImageEntry]:
         reader = self._csv_reader(["Image Index", "Finding Label", *_BOX_COLUMNS])

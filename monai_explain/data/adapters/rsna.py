@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from .base import DatasetAdapter, ImageEntry, MissingFilePolicy
-from .csv_rows import DuplicatePolicy
+from .base import DatasetAdapter, ImageEntry
 
 __all__ = ["RSNA_PNEUMONIA_CLASSES", "RSNAPneumoniaAdapter"]
 
@@ -36,28 +33,9 @@ class RSNAPneumoniaAdapter(DatasetAdapter):
     class_names = RSNA_PNEUMONIA_CLASSES
     binary = True
     source_box_mode = "xywh"
-
-    def __init__(
-        self,
-        dataset_dir: str | os.PathLike,
-        annotation_file: str | os.PathLike = "stage_2_train_labels.csv",
-        image_dir: str | os.PathLike = "stage_2_train_images",
-        image_ext: str = ".dcm",
-        check_files: bool = True,
-        on_missing: MissingFilePolicy | str = MissingFilePolicy.ERROR,
-        allow_outside: bool = False,
-        duplicates: DuplicatePolicy | str = DuplicatePolicy.DROP,
-    ) -> None:
-        super().__init__(
-            dataset_dir,
-            annotation_file,
-            image_dir,
-            image_ext,
-            check_files=check_files,
-            on_missing=on_missing,
-            allow_outside=allow_outside,
-            duplicates=duplicates,
-        )
+    default_annotation_file = "stage_2_train_labels.csv"
+    default_image_dir = "stage_2_train_images"
+    default_image_ext = ".dcm"
 
     def _read(self) -> list[ImageEntry]:
         reader = self._csv_reader(["patientId", *_BOX_COLUMNS, "Target"])
