@@ -31,7 +31,14 @@ from pydicom.uid import generate_uid
 
 from monai_explain.data.synthetic.ct_phantom import draw_chest_ct
 from monai_explain.data.synthetic.cxr import SHORTCUT_CXR_SPLITS, exact_assignment
-from monai_explain.data.synthetic.manifest import is_generated, read_listing, write_csv, write_manifest
+from monai_explain.data.synthetic.manifest import (
+    check_generator_folder,
+    is_generated,
+    mark_generator_folder,
+    read_listing,
+    write_csv,
+    write_manifest,
+)
 from monai_explain.data.synthetic.metaimage import metaimage_affine, write_metaimage
 
 __all__ = [
@@ -165,6 +172,7 @@ def generate_synthetic_ct(
     }  # fmt: skip
     root = Path(root)
     suffixes = {"mhd": (".mhd", ".raw"), "nifti": (".nii.gz",), "both": (".mhd", ".raw", ".nii.gz")}[fmt]
+    check_generator_folder(root)
     splits_path = root / "splits.json"
     listed = read_listing(splits_path, overwrite)
     fixed = ["annotations.csv", "splits.json", "volumes.csv", "truth_nodules.csv"]
@@ -174,6 +182,7 @@ def generate_synthetic_ct(
         return root
 
     start = time.perf_counter()
+    mark_generator_folder(root, _KIND)
     (root / "subset0").mkdir(parents=True, exist_ok=True)
     (root / "manifest.json").unlink(missing_ok=True)
     affine_lps = metaimage_affine(spacing, origin)
