@@ -66,7 +66,7 @@ def as_bool(value: Any, key: str) -> bool:
 
 def _number(value: Any, key: str, kind: str) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (Real, str)):
-        raise ValueError(f"config value {key!r} must be {kind}, got {value!r} ({type(value).__name__}).")
+        raise ValueError(f"config value {key!r} must be {kind}, got {value!r} ({type(value).__name__}).")  # noqa: TRY004 (one error type for every bad config value)
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -216,8 +216,7 @@ def _cli_arguments(argv: Sequence[str]) -> dict[str, Any]:
 
 def _reserved_arguments() -> set[str]:
     """Names ``monai.bundle run`` takes for itself (not config overrides): its own and the workflow's arguments."""
-    from monai.bundle import ConfigWorkflow
-    from monai.bundle import scripts
+    from monai.bundle import ConfigWorkflow, scripts
 
     names: set[str] = set()
     for func in (scripts.run, scripts.create_workflow, ConfigWorkflow.__init__):
