@@ -10,25 +10,37 @@ from .alignment_metrics import (
     SaliencyIoUHandler,
     SaliencyPrecisionHandler,
 )
-from .checkpointing import LAST_CHECKPOINT_PREFIX, attach_checkpointing, find_last_checkpoint
+from .checkpointing import (
+    LAST_CHECKPOINT_PREFIX,
+    BestModelSaver,
+    LastCheckpointLoader,
+    LastCheckpointSaver,
+    attach_checkpointing,
+    find_last_checkpoint,
+)
 from .epoch_seed import EpochSeedHandler
 from .explanation_loss import ExplanationLossHandler, default_saliency_target, loss_terms
 from .faithfulness import FaithfulnessHandler
 from .lambda_schedules import ConstantLambda, LambdaSchedule, LinearWarmupLambda, StepLambda, get_lambda_schedule
 from .mlflow_tracking import ResilientMLFlowHandler
 from .overlay import SaliencyOverlayHandler, save_overlay_grid
+from .progress import ProgressBarHandler
 from .saliency_output import SaliencyOutputHandler
 
 __all__ = [
     "LAST_CHECKPOINT_PREFIX",
+    "BestModelSaver",
     "ChanceLevelHandler",
     "ConstantLambda",
     "EpochSeedHandler",
     "ExplanationLossHandler",
     "FaithfulnessHandler",
     "LambdaSchedule",
+    "LastCheckpointLoader",
+    "LastCheckpointSaver",
     "LinearWarmupLambda",
     "PointingGameHandler",
+    "ProgressBarHandler",
     "ResilientMLFlowHandler",
     "SaliencyCoverageHandler",
     "SaliencyIoUHandler",
