@@ -69,6 +69,23 @@ def _configs(bundle: Path, *names: str) -> list[str]:
     return [str(bundle / "configs" / n) for n in names]
 
 
+def _prepare_data(bundle: Path, base: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the bundle's data preparation (``configs/prepare_data.json``) with the overrides it defines; return the
+    overrides for training (without those only the preparation defines, e.g. ``synthetic#n_train``)."""
+    config = bundle / "configs" / "prepare_data.json"
+    if not config.is_file():
+        return dict(base)
+    known = ConfigParser.load_config_file(config)
+    only_prep = set(known) - set(ConfigParser.load_config_file(bundle / "configs" / "train.json"))
+    prep = ConfigWorkflow(
+        config_file=str(config), workflow_type=None, **{k: v for k, v in base.items() if k.split("#")[0] in known}
+    )
+    prep.initialize()
+    prep.run()
+    prep.finalize()
+    return {k: v for k, v in base.items() if k.split("#")[0] not in only_prep}
+
+
 def _overrides(setting: SweepSetting, run_dir: Path, out: Path, base: Mapping[str, Any]) -> dict[str, Any]:
     design = "energy" if setting["design"] == BASELINE_DESIGN else setting["design"]
     return {
@@ -260,6 +277,7 @@ def run_sweep(
     bundle, out = Path(bundle).resolve(), Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     base = {"bundle_root": str(bundle), **(overrides or {})}
+    base = _prepare_data(bundle, base)
     settings = sweep_settings(designs, lambdas, seeds)
     logger.info(f"sweep: {len(settings)} settings into {out}")
     runs = [run_setting(bundle, s, out, base) for s in settings]

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from .config import as_bool, as_float, as_int, check_command_line_overrides, check_override_keys, config_ids
+from .config import (
+    as_bool,
+    as_float,
+    as_int,
+    bundle_root,
+    check_command_line_overrides,
+    check_override_keys,
+    config_ids,
+)
 from .naming import RECORD_ID_KEY, record_id_name, safe_file_name, set_record_id
 from .saliency_ops import SaliencyNormalization, normalize_saliency, resize_saliency
 
@@ -12,6 +20,7 @@ __all__ = [
     "as_bool",
     "as_float",
     "as_int",
+    "bundle_root",
     "check_command_line_overrides",
     "check_override_keys",
     "config_ids",

@@ -22,7 +22,15 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
-__all__ = ["as_bool", "as_float", "as_int", "check_command_line_overrides", "check_override_keys", "config_ids"]
+__all__ = [
+    "as_bool",
+    "as_float",
+    "as_int",
+    "bundle_root",
+    "check_command_line_overrides",
+    "check_override_keys",
+    "config_ids",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -262,3 +270,40 @@ def check_command_line_overrides(argv: Sequence[str] | None = None) -> None:
     elif isinstance(tracking, dict):
         allowed = set(tracking.get("configs", {}))
     check_override_keys(config_file, [k for k in args if k not in reserved], allowed)
+
+
+def _root_of(config_file: Any) -> Path:
+    first = config_file if isinstance(config_file, (str, os.PathLike)) else list(config_file)[0]
+    folder = Path(first).resolve().parent
+    return folder.parent if folder.name == "configs" else folder
+
+
+def bundle_root() -> str:
+    """The folder of the bundle whose config is running, whatever the working directory.
+
+    MONAI's own rule (``ConfigWorkflow.run`` puts it on ``sys.path``): the parent of the ``configs`` folder that
+    holds the (first) config file, or that folder itself when it is not called ``configs``. The config file is taken
+    from the running ``ConfigWorkflow`` (``python -m monai.bundle run``, or one built in Python), else from
+    ``--config_file`` of a ``python -m monai.bundle`` command line (``verify_net_in_out``, ``ckpt_export``, ...);
+    without either (a bare ``ConfigParser``) it is the working directory. ``--bundle_root`` overrides it as usual.
+
+    Use it as ``"bundle_root": "$monai_explain.utils.bundle_root()"``.
+
+    Returns:
+        The absolute bundle folder.
+    """
+    from monai.bundle import ConfigWorkflow
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, ConfigWorkflow):
+            return str(_root_of(owner.config_root_path / "_"))
+        frame = frame.f_back
+    argv = sys.argv
+    if len(argv) > 1 and Path(argv[0]).parts[-2:] == ("bundle", "__main__.py"):
+        config_file = _cli_arguments(argv[2:]).get("config_file")
+        if config_file:
+            return str(_root_of(config_file))
+    logger.info("bundle_root: no running bundle workflow or command line found; using the working directory")
+    return os.getcwd()

@@ -45,21 +45,21 @@ def test_one_saliency_map_per_input_named_by_id(tmp_path, tiny_dataset, layout):
     ids = _nested_csv_set(data, tiny_dataset, LAYOUTS[layout])
     bundle = tmp_path / "bundle"
     common = {
-        **TINY, "bundle_root": str(bundle), "dataset": "csv", "dataset_dir": str(data), "generate_synthetic": False,
+        **TINY, "bundle_root": str(bundle), "dataset": "csv", "dataset_dir": str(data),
         "adapter_kwargs": {"annotation_file": "labels.csv", "image_column": "image", "id_column": "id",
                            "class_column": "finding", "split_column": "split", "image_dir": ".", "box_columns": None},
         "saliency": "input_gradient", "saliency_kwargs": {},
     }  # fmt: skip
     # an untrained network is enough to name outputs: model.pt from the bundle's own network definition
     parser = ConfigParser()
-    parser.read_config([str(CONFIGS / "train.json")])
+    parser.read_config(str(CONFIGS / "inference.json"))
     parser.update(common)
     torch.manual_seed(0)
     (bundle / "models").mkdir(parents=True)
     torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
 
     wf = ConfigWorkflow(
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "inference.json")], logging_file=False,
+        config_file=str(CONFIGS / "inference.json"), logging_file=False,
         meta_file=str(CONFIGS / "metadata.json"), workflow_type=None, **common,
     )  # fmt: skip
     wf.initialize()

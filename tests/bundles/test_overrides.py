@@ -23,29 +23,39 @@ def _user_folder(tmp_path):
     return user
 
 
-def _bundle(tmp_path, *args):
+def _bundle(tmp_path, *args, config="train.json"):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", PYTHONPATH=os.getcwd())
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIGS / "train.json")]
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIGS / config)]
     cmd += ["--bundle_root", str(tmp_path / "bundle"), *args]
     return subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_mistyped_override_is_an_error_before_anything_runs(tmp_path):
     user = _user_folder(tmp_path)
-    out = _bundle(tmp_path, "--dataset_dir", str(user), "--generate_synthetic", "false", "--lamda", "0.3")
+    out = _bundle(tmp_path, "--dataset_dir", str(user), "--lamda", "0.3", "--generate_synthetic", "false")
     assert out.returncode != 0
     assert "unknown config override(s): 'lamda' (did you mean 'lambda'?)" in out.stderr, out.stderr[-3000:]
+    assert "'generate_synthetic' (no similar id)" in out.stderr, "the old knob is gone: data preparation is separate"
     assert not (tmp_path / "bundle").exists(), "nothing was trained or written"
     assert sorted(p.name for p in user.rglob("*")) == ["a.dicom", "train", "train.csv"]
 
 
-def test_unrecognised_boolean_on_the_command_line_is_an_error_naming_the_key(tmp_path):
-    user = _user_folder(tmp_path)
-    out = _bundle(tmp_path, "--dataset_dir", str(user), "--epochs", "1", "--generate_synthetic", "flase")
+def test_unrecognised_boolean_on_the_command_line_is_an_error_naming_the_key(tmp_path, tiny_dataset):
+    out = _bundle(tmp_path, "--dataset_dir", str(tiny_dataset), "--epochs", "1", "--amp", "flase")
     assert out.returncode != 0
-    assert "config value 'generate_synthetic' must be a boolean" in out.stderr, out.stderr[-3000:]
+    assert "config value 'amp' must be a boolean" in out.stderr, out.stderr[-3000:]
+    assert not (tmp_path / "bundle" / "models").exists(), "nothing trained"
+
+
+def test_data_preparation_refuses_the_users_folder(tmp_path):
+    """The documented preparation command, pointed at the user's own data set, refuses and writes nothing."""
+    user = _user_folder(tmp_path)
+    out = _bundle(tmp_path, "--dataset_dir", str(user), config="prepare_data.json")
+    assert out.returncode != 0
+    assert "refusing to generate synthetic data into" in out.stderr and "train.csv" in out.stderr, out.stderr[-3000:]
     assert sorted(p.name for p in user.rglob("*")) == ["a.dicom", "train", "train.csv"], "user data untouched"
+    assert (user / "train.csv").read_text().startswith("image_id,class_name")
 
 
 def _workflow(tmp_path, dataset_dir, **override):
@@ -63,7 +73,7 @@ def _workflow(tmp_path, dataset_dir, **override):
      ("batch_size", "0", "train#dataloader"), ("resume", "nope", "train#handlers#0#_disabled_")],
 )  # fmt: skip
 def test_bad_values_are_errors_naming_the_key(tmp_path, tiny_dataset, key, value, item):
-    wf = _workflow(tmp_path, tiny_dataset, generate_synthetic="false", **{key: value})
+    wf = _workflow(tmp_path, tiny_dataset, **{key: value})
     wf.initialize()
     with pytest.raises(Exception) as err:
         wf.parser.get_parsed_content(item)
@@ -75,12 +85,11 @@ def test_bad_values_are_errors_naming_the_key(tmp_path, tiny_dataset, key, value
 
 
 def test_string_false_is_false(tmp_path, tiny_dataset):
-    """What Fire hands over for ``--generate_synthetic false --resume false --amp false``: the strings."""
+    """What Fire hands over for ``--resume false --amp false``: the strings."""
     user = _user_folder(tmp_path)
-    wf = _workflow(tmp_path, user, generate_synthetic="false", resume="False", amp="false", epochs="2",
+    wf = _workflow(tmp_path, user, resume="False", amp="false", epochs="2",
                    learning_rate="1e-3", **{"lambda": "0.5"})  # fmt: skip
     wf.initialize()
-    assert str(wf.parser.get_parsed_content("data_root")) == str(user), "no generation"
     assert sorted(p.name for p in user.rglob("*")) == ["a.dicom", "train", "train.csv"]
     assert wf.parser.get_parsed_content("train#trainer#amp") is False
     assert wf.parser.get_parsed_content("validate#evaluator#amp") is False
