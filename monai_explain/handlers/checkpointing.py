@@ -213,9 +213,9 @@ class LastCheckpointLoader:
             logger.warning(f"resume requested but {self.ckpt_dir} holds no last checkpoint: training starts anew")
             return
         logger.info(f"resuming training from {last}")
-        CheckpointLoader(load_path=last, load_dict={**self.load_dict, "trainer": engine}, map_location=self.map_location).attach(
-            engine
-        )
+        CheckpointLoader(
+            load_path=last, load_dict={**self.load_dict, "trainer": engine}, map_location=self.map_location
+        ).attach(engine)
         self.loaded = last
 
 

@@ -273,7 +273,7 @@ def check_command_line_overrides(argv: Sequence[str] | None = None) -> None:
 
 
 def _root_of(config_file: Any) -> Path:
-    first = config_file if isinstance(config_file, (str, os.PathLike)) else list(config_file)[0]
+    first = config_file if isinstance(config_file, (str, os.PathLike)) else next(iter(config_file))
     folder = Path(first).resolve().parent
     return folder.parent if folder.name == "configs" else folder
 
