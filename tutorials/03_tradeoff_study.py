@@ -6,7 +6,7 @@
 # (loss design x lambda x seed), every run scored on the same test images, and statistics that pair those images:
 # the differences between settings are often smaller than the spread between seeds.
 #
-# `python -m monai_explain.analysis sweep` does all of it with the `cxr_expl` bundle:
+# `python -m monai_explain.apps.study sweep` does all of it with the `cxr_expl` bundle:
 #
 # 1. for each seed it trains one lambda = 0 baseline (design `none`: without the explanation term the design does
 #    not matter) and every design at every lambda > 0, through the bundle's own `train.json`;
@@ -86,7 +86,7 @@ def set_arg(key: str, value) -> str:
     return f"{key}={text}"
 
 
-command = [sys.executable, "-m", "monai_explain.analysis", "sweep", "--bundle", str(REPO / "bundles" / "cxr_expl"),
+command = [sys.executable, "-m", "monai_explain.apps.study", "sweep", "--bundle", str(REPO / "bundles" / "cxr_expl"),
            "--designs", *designs, "--lambdas", *lambdas, "--seeds", *seeds, "--out", str(out),
            "--set", *(set_arg(k, v) for k, v in sets.items())]  # fmt: skip
 print(" ".join(command[1:]).replace(str(REPO) + "/", ""))

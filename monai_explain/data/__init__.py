@@ -7,7 +7,6 @@ dict per image (``image``, ``id``, ``label``, ``boxes`` / ``rle`` / ``polygons``
 
 from __future__ import annotations
 
-from . import synthetic
 from .adapters import (
     ADAPTERS,
     CHEXLOCALIZE_CLASSES,
@@ -84,5 +83,4 @@ __all__ = [
     "positive_indices",
     "select_classes",
     "split_data_list",
-    "synthetic",
 ]

@@ -36,7 +36,7 @@ TINY = {
 @pytest.fixture(scope="module")
 def ct_dataset(tmp_path_factory) -> Path:
     """The tiny set, generated once with the bundle's own generator arguments (the bundle then finds it made)."""
-    from monai_explain.data.synthetic import generate_synthetic_ct
+    from monai_explain.apps.synthetic import generate_synthetic_ct
 
     root = tmp_path_factory.mktemp("synthetic_ct")
     defaults = ConfigParser.load_config_file(CONFIGS / "train.json")["synthetic"]

@@ -135,7 +135,7 @@ def write_report(
             when present; without per-image data only the across-seed tests are run.
         headline_metrics: per-run metrics of the headline table and the trade-off plots.
         per_image_metrics: per-image columns to test (default: see
-            :func:`~monai_explain.analysis.comparisons.compare_per_image`).
+            :func:`~monai_explain.apps.study.comparisons.compare_per_image`).
         accuracy_metric: per-run accuracy key (Pareto x axis).
         alignment_metric: per-run alignment key (Pareto y axis), e.g. ``"precision"`` or ``"coverage"``.
         seed_test_metrics: per-run metrics tested across seeds (default accuracy, shifted accuracy, AUC).
@@ -145,7 +145,7 @@ def write_report(
         n_resamples: bootstrap resamples.
         seed: bootstrap seed.
         gallery: optional ``{"images", "saliency", "masks", "image_titles"}`` for
-            :func:`~monai_explain.analysis.plots.plot_saliency_gallery` (``masks``/``image_titles`` optional).
+            :func:`~monai_explain.apps.study.plots.plot_saliency_gallery` (``masks``/``image_titles`` optional).
         title: the Markdown title.
 
     Returns:
@@ -153,7 +153,7 @@ def write_report(
 
     Raises:
         ValueError: an invalid run table or per-image mapping (see
-            :func:`~monai_explain.analysis.tables.validate_runs`).
+            :func:`~monai_explain.apps.study.tables.validate_runs`).
 
     Example:
         >>> runs = [{"design": "energy", "lambda": 0.0, "seed": 0, "run_id": "a", "accuracy": 0.8}, ...]  # doctest: +SKIP

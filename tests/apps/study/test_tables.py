@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from monai_explain.analysis.tables import (
+from monai_explain.apps.study.tables import (
     PerImageTable,
     align_per_image,
     group_runs,

@@ -10,8 +10,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from monai_explain.analysis.__main__ import main
-from monai_explain.analysis.sweep import sweep_settings
+from monai_explain.apps.study.__main__ import main
+from monai_explain.apps.study.sweep import sweep_settings
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from monai_explain.analysis.pareto import dominance_counts, pareto_mask, pareto_table
+from monai_explain.apps.study.pareto import dominance_counts, pareto_mask, pareto_table
 
 NAN = float("nan")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monai_explain.data.synthetic import draw_chest_xray, draw_corner_marker
+from monai_explain.apps.synthetic import draw_chest_xray, draw_corner_marker
 
 
 @pytest.mark.parametrize("size", [(48, 64), (64, 48), 40])

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from monai_explain.data.synthetic.ct import (
+from monai_explain.apps.synthetic.ct import (
     CT_FORMATS,
     LUNA16_COLUMNS,
     LUNA16_UID_PREFIX,
@@ -17,8 +17,8 @@ from monai_explain.data.synthetic.ct import (
     generate_synthetic_ct,
     lps_to_ras_affine,
 )
-from monai_explain.data.synthetic.ct_phantom import ChestCTPhantom, draw_chest_ct
-from monai_explain.data.synthetic.cxr import (
+from monai_explain.apps.synthetic.ct_phantom import ChestCTPhantom, draw_chest_ct
+from monai_explain.apps.synthetic.cxr import (
     NO_FINDING,
     NO_FINDING_CLASS_ID,
     SHORTCUT_CXR_SPLITS,
@@ -29,10 +29,10 @@ from monai_explain.data.synthetic.cxr import (
     jitter_box,
     load_splits,
 )
-from monai_explain.data.synthetic.cxr_phantom import ChestPhantom, draw_chest_xray, draw_corner_marker
-from monai_explain.data.synthetic.dicom_writer import DX_FOR_PRESENTATION_SOP_CLASS, write_xray_dicom
-from monai_explain.data.synthetic.manifest import MANIFEST_NAME, is_generated, normalize_parameters, write_manifest
-from monai_explain.data.synthetic.metaimage import METAIMAGE_TYPES, metaimage_affine, read_metaimage, write_metaimage
+from monai_explain.apps.synthetic.cxr_phantom import ChestPhantom, draw_chest_xray, draw_corner_marker
+from monai_explain.apps.synthetic.dicom_writer import DX_FOR_PRESENTATION_SOP_CLASS, write_xray_dicom
+from monai_explain.apps.synthetic.manifest import MANIFEST_NAME, is_generated, normalize_parameters, write_manifest
+from monai_explain.apps.synthetic.metaimage import METAIMAGE_TYPES, metaimage_affine, read_metaimage, write_metaimage
 
 __all__ = [
     "CT_FORMATS",

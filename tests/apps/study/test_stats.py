@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from monai_explain.analysis.stats import (
+from monai_explain.apps.study.stats import (
     PairedComparison,
     SeedComparison,
     bootstrap_mean_difference_ci,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from monai_explain.analysis.comparisons import (
+from monai_explain.apps.study.comparisons import (
     apply_holm,
     baseline_runs,
     compare_per_image,
@@ -14,8 +14,8 @@ from monai_explain.analysis.comparisons import (
     load_per_image,
     summarize_runs,
 )
-from monai_explain.analysis.stats import SeedComparison, holm_bonferroni
-from monai_explain.analysis.tables import PerImageTable, group_runs, validate_runs
+from monai_explain.apps.study.stats import SeedComparison, holm_bonferroni
+from monai_explain.apps.study.tables import PerImageTable, group_runs, validate_runs
 
 NAN = float("nan")
 

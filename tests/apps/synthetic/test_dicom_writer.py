@@ -8,7 +8,7 @@ import pytest
 from monai.data import PydicomReader
 from monai.transforms import LoadImage
 
-from monai_explain.data.synthetic import write_xray_dicom
+from monai_explain.apps.synthetic import write_xray_dicom
 
 
 def _image(rows=6, cols=9):

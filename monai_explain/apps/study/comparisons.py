@@ -69,7 +69,7 @@ def baseline_runs(groups: Mapping[SettingKey, Sequence[Mapping[str, Any]]], desi
     """The λ = 0 runs a setting of ``design`` is compared with (rule in the module docstring).
 
     Args:
-        groups: runs grouped by setting (:func:`monai_explain.analysis.tables.group_runs`).
+        groups: runs grouped by setting (:func:`monai_explain.apps.study.tables.group_runs`).
         design: the design of the setting.
 
     Returns:
@@ -111,7 +111,7 @@ def summarize_runs(
         <metric>_ci_low, <metric>_ci_high``, sorted by design then lambda.
 
     Raises:
-        ValueError: an invalid run table (see :func:`~monai_explain.analysis.tables.validate_runs`).
+        ValueError: an invalid run table (see :func:`~monai_explain.apps.study.tables.validate_runs`).
     """
     runs = validate_runs(runs)
     metrics = list(metrics) if metrics is not None else metric_keys(runs)
@@ -194,7 +194,7 @@ def compare_per_image(
         runs: the run table.
         per_image: ``run_id`` -> per-image CSV path or table.
         metrics: per-image columns to test; default those of
-            :data:`~monai_explain.analysis.tables.PER_IMAGE_METRICS` except ``chance_level`` (a property of the
+            :data:`~monai_explain.apps.study.tables.PER_IMAGE_METRICS` except ``chance_level`` (a property of the
             mask, equal in every run) that all tables have (absent ones are logged).
         mcnemar_metric: binary column that also gets McNemar's exact test per seed; None to skip.
         confidence: bootstrap CI level.
@@ -278,7 +278,7 @@ def compare_seeds(
         runs: the run table.
         metrics: per-run metrics; default those of :data:`SEED_TEST_METRICS` present in the table.
         method: ``"welch"`` (independent samples) or ``"paired"`` (matched by seed); see
-            :func:`~monai_explain.analysis.stats.seed_comparison`.
+            :func:`~monai_explain.apps.study.stats.seed_comparison`.
         confidence: CI level of the difference.
 
     Returns:

@@ -12,7 +12,7 @@ from monai.data import PydicomReader
 from monai.transforms import LoadImage
 from scipy.stats import fisher_exact
 
-from monai_explain.data.synthetic import (
+from monai_explain.apps.synthetic import (
     NO_FINDING,
     exact_assignment,
     generate_shortcut_cxr,
@@ -310,9 +310,9 @@ def test_bundle_config_entry_point(tmp_path):
 
     parser = ConfigParser(
         {
-            "imports": ["$import monai_explain", "$import monai_explain.data.synthetic"],
+            "imports": ["$import monai_explain", "$import monai_explain.apps.synthetic"],
             "dataset_dir": str(tmp_path / "cfg"),
-            "root": "$monai_explain.data.synthetic.generate_shortcut_cxr(@dataset_dir, n_train=4, n_val=0, "
+            "root": "$monai_explain.apps.synthetic.generate_shortcut_cxr(@dataset_dir, n_train=4, n_val=0, "
             "n_test=0, n_test_shifted=0, image_size=32)",
             "csv": "$str(@root / 'train.csv')",
         }

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from monai_explain.data.synthetic import is_generated, normalize_parameters, write_manifest
+from monai_explain.apps.synthetic import is_generated, normalize_parameters, write_manifest
 
 PARAMS = {"seed": 0, "size": (4, 5), "name": "x"}
 

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from monai_explain.data.synthetic.cxr_phantom import _as_size, draw_chest_xray
-from monai_explain.data.synthetic.dicom_writer import write_xray_dicom
-from monai_explain.data.synthetic.manifest import is_generated, read_listing, write_csv, write_manifest
+from monai_explain.apps.synthetic.cxr_phantom import _as_size, draw_chest_xray
+from monai_explain.apps.synthetic.dicom_writer import write_xray_dicom
+from monai_explain.apps.synthetic.manifest import is_generated, read_listing, write_csv, write_manifest
 
 __all__ = [
     "NO_FINDING",
@@ -213,8 +213,8 @@ def generate_shortcut_cxr(
         >>> sorted(p.name for p in root.iterdir())[:3]
         ['images.csv', 'manifest.json', 'splits.json']
 
-        In a bundle config (``imports``: ``["$import monai_explain", "$import monai_explain.data.synthetic"]``):
-        ``"dataset_dir": "$monai_explain.data.synthetic.generate_shortcut_cxr(@data_root)"``.
+        In a bundle config (``imports``: ``["$import monai_explain", "$import monai_explain.apps.synthetic"]``):
+        ``"dataset_dir": "$monai_explain.apps.synthetic.generate_shortcut_cxr(@data_root)"``.
     """
     rows, cols = _as_size(image_size)
     sizes = {"train": n_train, "val": n_val, "test": n_test, "test_shifted": n_test_shifted}

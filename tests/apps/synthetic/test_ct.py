@@ -9,7 +9,7 @@ import torch
 from monai.data import NibabelReader
 from monai.transforms import ApplyTransformToPoints, LoadImage
 
-from monai_explain.data.synthetic import (
+from monai_explain.apps.synthetic import (
     LUNA16_UID_PREFIX,
     draw_chest_ct,
     generate_synthetic_ct,

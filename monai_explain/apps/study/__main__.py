@@ -1,4 +1,4 @@
-"""Command line: ``python -m monai_explain.analysis sweep --bundle bundles/cxr_expl --lambdas 0 0.3 1 --designs energy
+"""Command line: ``python -m monai_explain.apps.study sweep --bundle bundles/cxr_expl --lambdas 0 0.3 1 --designs energy
 outside dice --seeds 0 1 --out reports/sweep [--set epochs=3 synthetic#n_train=200 ...]``."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def _value(text: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monai_explain.analysis", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m monai_explain.apps.study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sweep = sub.add_parser("sweep", help="train + evaluate every (design, lambda, seed) and write the report")
     sweep.add_argument("--bundle", default="bundles/cxr_expl", help="bundle folder (with configs/)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monai_explain.analysis.plots import plot_paired_differences, plot_pareto, plot_saliency_gallery, plot_tradeoff
+from monai_explain.apps.study.plots import plot_paired_differences, plot_pareto, plot_saliency_gallery, plot_tradeoff
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

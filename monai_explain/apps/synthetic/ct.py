@@ -29,10 +29,10 @@ import nibabel as nib
 import numpy as np
 from pydicom.uid import generate_uid
 
-from monai_explain.data.synthetic.ct_phantom import draw_chest_ct
-from monai_explain.data.synthetic.cxr import SHORTCUT_CXR_SPLITS, exact_assignment
-from monai_explain.data.synthetic.manifest import is_generated, read_listing, write_csv, write_manifest
-from monai_explain.data.synthetic.metaimage import metaimage_affine, write_metaimage
+from monai_explain.apps.synthetic.ct_phantom import draw_chest_ct
+from monai_explain.apps.synthetic.cxr import SHORTCUT_CXR_SPLITS, exact_assignment
+from monai_explain.apps.synthetic.manifest import is_generated, read_listing, write_csv, write_manifest
+from monai_explain.apps.synthetic.metaimage import metaimage_affine, write_metaimage
 
 __all__ = [
     "CT_FORMATS",

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from monai_explain.analysis.report import write_report
-from monai_explain.analysis.tables import read_csv
+from monai_explain.apps.study.report import write_report
+from monai_explain.apps.study.tables import read_csv
 
 N_IMAGES = 24
 RUN_METRICS = ("accuracy", "accuracy_shifted", "auc", "coverage", "precision", "chance_level", "deletion_auc")

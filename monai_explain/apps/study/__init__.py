@@ -1,4 +1,4 @@
-"""monai_explain.analysis: statistics, Pareto fronts, plots and reports of lambda x design x seed studies."""
+"""monai_explain.apps.study: statistics, Pareto fronts, plots and reports of lambda x design x seed studies."""
 
 from __future__ import annotations
 

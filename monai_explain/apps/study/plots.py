@@ -68,7 +68,7 @@ def plot_tradeoff(
 
     Args:
         summary: per-setting rows with ``design``, ``lambda``, ``<metric>_mean`` and optional
-            ``<metric>_ci_low`` / ``<metric>_ci_high`` (:func:`~monai_explain.analysis.comparisons.summarize_runs`).
+            ``<metric>_ci_low`` / ``<metric>_ci_high`` (:func:`~monai_explain.apps.study.comparisons.summarize_runs`).
         metric: the metric to plot.
         path: the PNG file.
         ylabel: y label (default the metric name).
@@ -181,7 +181,7 @@ def plot_paired_differences(
     Filled markers: Holm-adjusted p < ``alpha``; open markers: not.
 
     Args:
-        rows: paired-comparison rows (``to_rows`` of :class:`~monai_explain.analysis.stats.PairedComparison`);
+        rows: paired-comparison rows (``to_rows`` of :class:`~monai_explain.apps.study.stats.PairedComparison`);
             only ``test == "wilcoxon"`` rows are drawn.
         path: the PNG file.
         metrics: metrics to draw (default all in ``rows``).

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monai_explain.data.synthetic import metaimage_affine, read_metaimage, write_metaimage
+from monai_explain.apps.synthetic import metaimage_affine, read_metaimage, write_metaimage
 
 
 def test_raw_layout_is_x_fastest(tmp_path):
