@@ -11,6 +11,8 @@ from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 from monai.utils import IgniteInfo, min_version, optional_import
 
+from monai_explain.saliency.targets import SaliencyMethodProtocol, TargetPolicy, saliency_target
+
 from .lambda_schedules import get_lambda_schedule
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -24,18 +26,13 @@ __all__ = ["ExplanationLossHandler", "default_saliency_target", "loss_terms"]
 logger = logging.getLogger(__name__)
 
 def default_saliency_target(label: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Which class map to explain, from the trainer's label and the network output.
+    """The ``"label"`` target policy (:func:`monai_explain.saliency.targets.saliency_target`): the annotated class(es).
 
-    - multi-label targets (a float label of the same shape as the logits, ``(B, C)``, C > 1) are returned as they
-      are: one map per class;
-    - a single-logit binary model (logits ``(B, 1)``) explains its only output: index 0 for every sample;
-    - otherwise the label is a class index per sample, ``(B,)`` or ``(B, 1)``.
+    Multi-label float labels ``(B, C)`` give a multi-hot target (one map per class), class-index labels their index,
+    a single-logit binary model index 0.
     """
-    if logits.ndim == 2 and logits.shape[1] == 1:
-        return torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    if label.shape == logits.shape and logits.shape[1] > 1 and label.is_floating_point():
-        return label
-    return label.reshape(label.shape[0], -1)[:, 0].long()
+    return saliency_target(label, logits, TargetPolicy.LABEL)
+
 
 class ExplanationLossHandler:
     """Explanation supervision for any MONAI ``SupervisedTrainer``: one handler.
@@ -76,7 +73,7 @@ class ExplanationLossHandler:
 
     def __init__(
         self,
-        saliency_method: Any,
+        saliency_method: SaliencyMethodProtocol,
         loss: Callable[..., torch.Tensor],
         lambda_: float | Callable | dict = 1.0,
         mask_key: str = "mask",

@@ -8,7 +8,8 @@ maps ``(B, K, *spatial)`` with :meth:`SaliencyMethod.compute` (``torch.autograd.
 Conventions:
 
 - Targets: ``(B,)`` class indices give ``K = 1``; a multi-hot ``(B, C)`` tensor gives one map per class,
-  ``K = C``. A single-logit binary model (logits ``(B, 1)``) uses index 0.
+  ``K = C``. A single-logit binary model (logits ``(B, 1)``) uses index 0. Which class to explain is decided in
+  one place, :mod:`monai_explain.saliency.targets` (policies ``label``, ``pred``, ``all``, an index).
 - CAM vs Grad-CAM: at the feature map ``A`` feeding global average pooling + linear
   (``logits = W mean_x(A) + b``), ``GradCAM = HiResCAM = ReLU(sum_k W[c, k] A_k) / N = CAM / N`` with ``N`` the
   number of spatial positions of ``A``. :class:`GradCAM` (``fast_path="auto"``) detects that case once per
@@ -32,6 +33,14 @@ from .head import GapLinearHead
 from .hirescam import HiResCAM
 from .input_gradient import ChannelReduction, InputGradient, InputXGradient
 from .layers import find_last_linear, resolve_layer
+from .targets import (
+    SaliencyMethodProtocol,
+    TargetPolicy,
+    TargetSpec,
+    check_target_policy,
+    explained_classes,
+    saliency_target,
+)
 
 __all__ = [
     "CAM",
@@ -43,12 +52,18 @@ __all__ = [
     "InputXGradient",
     "SaliencyMethod",
     "SaliencyMethodName",
+    "SaliencyMethodProtocol",
+    "TargetPolicy",
+    "TargetSpec",
     "channel_weighted_sum",
+    "check_target_policy",
     "class_weights",
+    "explained_classes",
     "find_last_linear",
     "gap_linear_matches",
     "get_saliency_method",
     "parse_target",
     "resolve_layer",
+    "saliency_target",
     "spatial_mean",
 ]

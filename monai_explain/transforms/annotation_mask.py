@@ -39,9 +39,12 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import StrEnum, TransformBackends, ensure_tuple, ensure_tuple_rep, look_up_option
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
-from scipy.ndimage import gaussian_filter
+
+from monai_explain.utils.extras import optional_import_extra
 
 from .fusion import FusionMethod, fuse_per_reader, reader_ids
+
+gaussian_filter, _ = optional_import_extra("scipy.ndimage", "masks", name="gaussian_filter")
 
 __all__ = ["AnnotationToMask", "AnnotationToMaskd", "InvalidPolicy", "SpatialLayout", "swap_xy"]
 

@@ -7,11 +7,14 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.path import Path
 from monai.config import KeysCollection, NdarrayOrTensor
+
+from monai_explain.utils.extras import optional_import_extra
 
 from .annotation_mask import AnnotationToMask, AnnotationToMaskd, InvalidPolicy, SpatialLayout, _Geometry, _Prepared
 from .fusion import FusionMethod
+
+Path, _ = optional_import_extra("matplotlib.path", "masks", name="Path")
 
 __all__ = ["PolygonsToMask", "PolygonsToMaskD", "PolygonsToMaskDict", "PolygonsToMaskd", "flatten_named"]
 

@@ -25,14 +25,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-from pydicom.uid import generate_uid
 
 from monai_explain.apps.synthetic.ct_phantom import draw_chest_ct
 from monai_explain.apps.synthetic.cxr import SHORTCUT_CXR_SPLITS, exact_assignment
 from monai_explain.apps.synthetic.manifest import is_generated, read_listing, write_csv, write_manifest
 from monai_explain.apps.synthetic.metaimage import metaimage_affine, write_metaimage
+from monai_explain.utils.extras import optional_import_extra
+
+nib, _ = optional_import_extra("nibabel", "nifti")
+generate_uid, _ = optional_import_extra("pydicom.uid", "dicom", name="generate_uid")
 
 __all__ = [
     "CT_FORMATS",

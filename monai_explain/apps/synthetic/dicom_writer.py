@@ -7,8 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+
+from monai_explain.utils.extras import optional_import_extra
+
+Dataset, _ = optional_import_extra("pydicom.dataset", "dicom", name="Dataset")
+FileMetaDataset, _ = optional_import_extra("pydicom.dataset", "dicom", name="FileMetaDataset")
+PYDICOM_IMPLEMENTATION_UID, _ = optional_import_extra("pydicom.uid", "dicom", name="PYDICOM_IMPLEMENTATION_UID")
+ExplicitVRLittleEndian, _ = optional_import_extra("pydicom.uid", "dicom", name="ExplicitVRLittleEndian")
+generate_uid, _ = optional_import_extra("pydicom.uid", "dicom", name="generate_uid")
 
 __all__ = ["DX_FOR_PRESENTATION_SOP_CLASS", "write_xray_dicom"]
 
