@@ -17,10 +17,13 @@ from .faithfulness import FaithfulnessHandler
 from .lambda_schedules import ConstantLambda, LambdaSchedule, LinearWarmupLambda, StepLambda, get_lambda_schedule
 from .mlflow_tracking import ResilientMLFlowHandler
 from .overlay import SaliencyOverlayHandler, save_overlay_grid
+from .per_image_results import PER_IMAGE_COLUMNS, PER_IMAGE_FILE, PerImageResultsWriter, resolve_threshold
 from .saliency_output import SaliencyOutputHandler
 
 __all__ = [
     "LAST_CHECKPOINT_PREFIX",
+    "PER_IMAGE_COLUMNS",
+    "PER_IMAGE_FILE",
     "ChanceLevelHandler",
     "ConstantLambda",
     "EpochSeedHandler",
@@ -28,6 +31,7 @@ __all__ = [
     "FaithfulnessHandler",
     "LambdaSchedule",
     "LinearWarmupLambda",
+    "PerImageResultsWriter",
     "PointingGameHandler",
     "ResilientMLFlowHandler",
     "SaliencyCoverageHandler",
@@ -41,5 +45,6 @@ __all__ = [
     "find_last_checkpoint",
     "get_lambda_schedule",
     "loss_terms",
+    "resolve_threshold",
     "save_overlay_grid",
 ]
