@@ -1,100 +1,52 @@
-"""monai_explain.apps.study: statistics, Pareto fronts, plots and reports of lambda x design x seed studies."""
+"""monai_explain.apps.study: the lambda x design x seed study of a bundle, on pandas and scipy.
+
+The study reads only the per-image results table that each evaluation writes (the contract of
+:class:`monai_explain.handlers.PerImageResultsWriter`) and the bundle's ``metadata.json``
+(:data:`~monai_explain.apps.study.sweep.BUNDLE_CONTRACT`). ``pip install monai-explain[study]``.
+
+Command line: ``python -m monai_explain.apps.study sweep --bundle bundles/cxr_expl ...`` (runs the bundle) or
+``python -m monai_explain.apps.study report --runs runs.csv ...`` (existing per-image tables).
+"""
 
 from __future__ import annotations
 
-from .comparisons import (
-    SEED_TEST_METRICS,
-    apply_holm,
-    baseline_runs,
-    compare_per_image,
-    compare_seeds,
-    load_per_image,
-    summarize_runs,
-)
-from .pareto import dominance_counts, pareto_mask, pareto_table
+from .compare import baseline_of, compare_per_image, compare_seeds, dominance_counts, pareto, summarize
 from .plots import plot_paired_differences, plot_pareto, plot_saliency_gallery, plot_tradeoff
-from .report import HEADLINE_METRICS, PER_IMAGE_KEY, write_report
-from .stats import (
-    McNemarResult,
-    PairedComparison,
-    SeedComparison,
-    SeedSummary,
-    WilcoxonResult,
-    bootstrap_mean_difference_ci,
-    cohens_dz,
-    drop_nan_pairs,
-    holm_bonferroni,
-    mcnemar_exact,
-    paired_comparison,
-    rank_biserial,
-    seed_comparison,
-    seed_summary,
-    to_rows,
-    wilcoxon_signed_rank,
-)
-from .tables import (
-    METRIC_HIGHER_IS_BETTER,
-    PER_IMAGE_METRICS,
-    RUN_KEYS,
-    RUN_METRICS,
-    PerImageTable,
-    SettingKey,
-    align_per_image,
-    group_runs,
-    metric_keys,
-    read_csv,
-    read_per_image_csv,
-    setting_label,
-    validate_runs,
-    write_csv,
-)
+from .report import HEADLINE_METRICS, markdown_table, write_report
+from .stats import cohens_dz, holm, paired_test, rank_biserial, seed_test, t_interval
+from .sweep import BUNDLE_CONTRACT, Progress, bundle_contract, run_sweep, sweep_settings
+from .table import MACRO, RUN, add_macro, metric_columns, read_per_image, run_metrics, validate_per_image
 
 __all__ = [
+    "BUNDLE_CONTRACT",
     "HEADLINE_METRICS",
-    "METRIC_HIGHER_IS_BETTER",
-    "PER_IMAGE_KEY",
-    "PER_IMAGE_METRICS",
-    "RUN_KEYS",
-    "RUN_METRICS",
-    "SEED_TEST_METRICS",
-    "McNemarResult",
-    "PairedComparison",
-    "PerImageTable",
-    "SeedComparison",
-    "SeedSummary",
-    "SettingKey",
-    "WilcoxonResult",
-    "align_per_image",
-    "apply_holm",
-    "baseline_runs",
-    "bootstrap_mean_difference_ci",
+    "MACRO",
+    "RUN",
+    "Progress",
+    "add_macro",
+    "baseline_of",
+    "bundle_contract",
     "cohens_dz",
     "compare_per_image",
     "compare_seeds",
     "dominance_counts",
-    "drop_nan_pairs",
-    "group_runs",
-    "holm_bonferroni",
-    "load_per_image",
-    "mcnemar_exact",
-    "metric_keys",
-    "paired_comparison",
-    "pareto_mask",
-    "pareto_table",
+    "holm",
+    "markdown_table",
+    "metric_columns",
+    "paired_test",
+    "pareto",
     "plot_paired_differences",
     "plot_pareto",
     "plot_saliency_gallery",
     "plot_tradeoff",
     "rank_biserial",
-    "read_csv",
-    "read_per_image_csv",
-    "seed_comparison",
-    "seed_summary",
-    "setting_label",
-    "summarize_runs",
-    "to_rows",
-    "validate_runs",
-    "wilcoxon_signed_rank",
-    "write_csv",
+    "read_per_image",
+    "run_metrics",
+    "run_sweep",
+    "seed_test",
+    "summarize",
+    "sweep_settings",
+    "t_interval",
+    "validate_per_image",
     "write_report",
 ]

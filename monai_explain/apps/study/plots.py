@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .pareto import dominance_counts
+from .compare import dominance_counts
 
 __all__ = ["plot_paired_differences", "plot_pareto", "plot_saliency_gallery", "plot_tradeoff"]
 
@@ -148,7 +148,7 @@ def plot_pareto(
     plt = _pyplot()
     x = np.array([_num(r[x_key]) for r in rows])
     y = np.array([_num(r[y_key]) for r in rows])
-    on_front = dominance_counts(x, y, maximize) == 0
+    on_front = dominance_counts(x if maximize[0] else -x, y if maximize[1] else -y) == 0
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, design in enumerate(sorted({str(r["design"]) for r in rows})):
