@@ -23,7 +23,7 @@ import numpy as np
 from monai_explain.utils.extras import optional_import_extra
 
 from .stats import holm, paired_test, seed_test, t_interval
-from .table import RUN, metric_columns
+from .table import MACRO, metric_columns
 
 pd, _ = optional_import_extra("pandas", "study")
 
@@ -97,21 +97,26 @@ def compare_per_image(
         context = {"setting": _label(design, lam), "design": design, "lambda": lam,
                    "baseline": "; ".join(sorted({_label(d, 0) for d in base["design"]}))}  # fmt: skip
         b_mean, s_mean = base.groupby(keys)[list(metrics)].mean(), mine.groupby(keys)[list(metrics)].mean()
-        pairs = b_mean.join(s_mean, how="inner", lsuffix="_b", rsuffix="_s")
-        unmatched = len(b_mean.index.symmetric_difference(s_mean.index))
+        pairs = b_mean.merge(s_mean, left_index=True, right_index=True, suffixes=("_b", "_s"))
+        lone = b_mean.index.symmetric_difference(s_mean.index).to_frame(index=False)
+        unmatched = lone.groupby(["split", "class"]).size() if len(lone) else {}
         for (split, cls), g in pairs.groupby(level=["split", "class"]):
             for m in metrics:
                 res = paired_test(g[f"{m}_b"], g[f"{m}_s"], "wilcoxon", confidence, n_resamples, seed)
                 rows.append({**context, "split": split, "class": cls, "metric": m, "test": "wilcoxon",
-                             "seed": None, "n_unmatched": unmatched, **res})  # fmt: skip
+                             "seed": None, "n_unmatched": int(unmatched.get((split, cls), 0)), **res})  # fmt: skip
         if "correct" not in metrics:
             continue
         for s, run in mine.groupby("seed"):
             b = base[base["seed"] == s]
             if b.empty:
                 continue
-            joined = b.set_index(keys)[["correct"]].join(run.set_index(keys)["correct"], how="inner", rsuffix="_s")
+            joined = b.set_index(keys)[["correct"]].merge(
+                run.set_index(keys)[["correct"]], left_index=True, right_index=True, suffixes=("", "_s")
+            )
             for (split, cls), g in joined.groupby(level=["split", "class"]):
+                if cls == MACRO:  # a mean over classes is not a binary outcome
+                    continue
                 res = paired_test(g["correct"], g["correct_s"], "mcnemar_exact", confidence, n_resamples, seed)
                 rows.append({**context, "baseline": _label(b["design"].iloc[0], 0), "split": split, "class": cls,
                              "metric": "correct", "test": "mcnemar_exact", "seed": int(s), **res})  # fmt: skip
