@@ -187,15 +187,21 @@ print(stats[cols].round(4).to_string(index=False))
 
 # %%
 means = summary.set_index(["setting", "split", "metric"])["mean"]
-supervised = summary[(summary["lambda"] > 0) & (summary["split"] == "test") & (summary["metric"] == "saliency_precision")]
+supervised = summary[
+    (summary["lambda"] > 0) & (summary["split"] == "test") & (summary["metric"] == "saliency_precision")
+]
 best = supervised.loc[supervised["mean"].idxmax(), "setting"]
 base = summary.loc[summary["lambda"] == 0, "setting"].iloc[0]
-print(f"best-aligned supervised setting: {best} (precision {means[(best, 'test', 'saliency_precision')]:.3f} vs "
-      f"{means[(base, 'test', 'saliency_precision')]:.3f} at lambda = 0, chance {means[(best, 'test', 'chance_level')]:.3f})")
+print(
+    f"best-aligned supervised setting: {best} (precision {means[(best, 'test', 'saliency_precision')]:.3f} vs "
+    f"{means[(base, 'test', 'saliency_precision')]:.3f} at lambda = 0, chance {means[(best, 'test', 'chance_level')]:.3f})"
+)
 paired = stats[(stats["setting"] == best) & (stats["test"] == "wilcoxon") & (stats["split"] == "test")
                & (stats["metric"] == "saliency_precision")].iloc[0]  # fmt: skip
-print(f"  paired over {paired['n_pairs']} images: {paired['mean_diff']:+.3f} [{paired['ci_low']:.3f}, "
-      f"{paired['ci_high']:.3f}], Holm p = {paired['p_holm']:.3f}")
+print(
+    f"  paired over {paired['n_pairs']} images: {paired['mean_diff']:+.3f} [{paired['ci_low']:.3f}, "
+    f"{paired['ci_high']:.3f}], Holm p = {paired['p_holm']:.3f}"
+)
 for setting in (base, best):
     gap = means[(setting, "test_shifted", "accuracy")] - means[(setting, "test", "accuracy")]
     print(f"  {setting}: accuracy {means[(setting, 'test', 'accuracy')]:.3f}, shifted minus in-distribution {gap:+.3f}")

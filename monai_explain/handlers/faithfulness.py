@@ -107,9 +107,9 @@ class FaithfulnessHandler:
                     keep = m.flatten(1).amax(dim=1) > 0
                 if bool(keep.any()):
                     sal = saliency[:, k : k + 1].to(images.device)[keep]
-                    values[keep, k] = self.compute(
-                        engine.network, images[keep], classes[keep, k], sal, **self.kwargs
-                    )[:, 0].to(values.dtype)
+                    values[keep, k] = self.compute(engine.network, images[keep], classes[keep, k], sal, **self.kwargs)[
+                        :, 0
+                    ].to(values.dtype)
         self.buffer.extend(values)
         output[self.name] = values
 

@@ -89,7 +89,9 @@ def resolve_threshold(threshold: Any, num_classes: int, checkpoint: str | os.Pat
     if t.numel() == 1:
         t = t.expand(num_classes).clone()
     if t.numel() != num_classes or bool(((t < 0) | (t > 1) | t.isnan()).any()):
-        raise ValueError(f"decision threshold from {source} must be C={num_classes} values in [0, 1], got {t.tolist()}.")
+        raise ValueError(
+            f"decision threshold from {source} must be C={num_classes} values in [0, 1], got {t.tolist()}."
+        )
     return t
 
 
@@ -238,5 +240,7 @@ class PerImageResultsWriter:
                 continue
             out[name] = table
         if skipped:
-            logger.info(f"PerImageResultsWriter: {len(skipped)} metric detail(s) are not per (image, class): {skipped}.")
+            logger.info(
+                f"PerImageResultsWriter: {len(skipped)} metric detail(s) are not per (image, class): {skipped}."
+            )
         return out

@@ -25,7 +25,7 @@ metric (alignment, deletion / insertion AUC, the per-image table) scores the sam
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, Union, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 from monai.utils import StrEnum
@@ -49,7 +49,7 @@ class TargetPolicy(StrEnum):
 
 
 #: what a handler's ``target`` argument accepts.
-TargetSpec = Union[str, int, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+TargetSpec = str | int | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @runtime_checkable

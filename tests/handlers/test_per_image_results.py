@@ -64,9 +64,13 @@ def _evaluate(tmp_path, net, **writer_kwargs):
             saliency,
             FaithfulnessHandler("deletion_auc", steps=4, batch_size=8),
             PerImageResultsWriter(tmp_path, split="external", class_names=CLASSES, **writer_kwargs),
-            MetricsSaver(str(tmp_path), metrics="*", metric_details=["correct"],
-                         batch_transform=lambda batch: [{"filename_or_obj": b["id"]} for b in batch]),
-        ],  # fmt: skip
+            MetricsSaver(
+                str(tmp_path),
+                metrics="*",
+                metric_details=["correct"],
+                batch_transform=lambda batch: [{"filename_or_obj": b["id"]} for b in batch],
+            ),
+        ],
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)

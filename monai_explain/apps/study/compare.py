@@ -173,5 +173,7 @@ def pareto(summary: pd.DataFrame, x: tuple[str, str, str], y: tuple[str, str, st
     out = pd.concat(cols, axis=1).reset_index()
     out["n_dominating"] = dominance_counts(out["x"], out["y"])
     out["on_front"] = out["n_dominating"] == 0
-    order = out.assign(_bad=out["n_dominating"] < 0).sort_values(["_bad", "n_dominating", "x"], ascending=[True, True, False])
+    order = out.assign(_bad=out["n_dominating"] < 0).sort_values(
+        ["_bad", "n_dominating", "x"], ascending=[True, True, False]
+    )
     return order.drop(columns="_bad").reset_index(drop=True)

@@ -51,7 +51,9 @@ def _ci(r: pd.Series, mean: str = "mean") -> str:
 def _headline(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     s = summary[summary["metric"].isin(metrics)].copy()
     one_class = s.groupby("split")["class"].nunique().max() == 1
-    s["column"] = [f"{sp} {m}" if one_class else f"{sp} {c} {m}" for sp, c, m in zip(s["split"], s["class"], s["metric"])]
+    s["column"] = [
+        f"{sp} {m}" if one_class else f"{sp} {c} {m}" for sp, c, m in zip(s["split"], s["class"], s["metric"])
+    ]
     s["cell"] = s.apply(_ci, axis=1)
     s = s.dropna(subset=["mean"])
     return s.pivot_table(index=["setting"], columns="column", values="cell", aggfunc="first", sort=False).reset_index()
@@ -95,7 +97,11 @@ def write_report(
         logger.warning("the study has no lambda = 0 run: no tests against the baseline.")
     tests = [compare_per_image(df, None, confidence, n_resamples, seed), compare_seeds(runs, seed_metrics, seed_method,
              confidence)] if has_base and has_sup else []  # fmt: skip
-    stats = pd.concat([t for t in tests if not t.empty], ignore_index=True) if any(not t.empty for t in tests) else pd.DataFrame()
+    stats = (
+        pd.concat([t for t in tests if not t.empty], ignore_index=True)
+        if any(not t.empty for t in tests)
+        else pd.DataFrame()
+    )
     stats.to_csv(out / "stats.csv", index=False)
 
     split = str(df["split"].iloc[0])
@@ -109,23 +115,29 @@ def write_report(
         if g["mean"].notna().any():
             name = f"{sp}_{m}" if c == cls or c == MACRO else f"{sp}_{c}_{m}"
             rows = g.rename(columns={"mean": f"{m}_mean", "ci_low": f"{m}_ci_low", "ci_high": f"{m}_ci_high"})
-            plot_tradeoff(rows.to_dict("records"), m, out / f"tradeoff_{name.replace('/', '-')}.png", title=f"{sp} {c}: {m}")
+            plot_tradeoff(
+                rows.to_dict("records"), m, out / f"tradeoff_{name.replace('/', '-')}.png", title=f"{sp} {c}: {m}"
+            )
     wil = stats[stats["test"] == "wilcoxon"] if not stats.empty else stats
     if not wil.empty:
         forest = wil[wil["class"] == cls].assign(metric=lambda t: t["split"] + " " + t["metric"])
         plot_paired_differences(forest.to_dict("records"), out / "paired_differences.png")
 
     level = f"{confidence:.0%}"
-    md = [f"# {title}", "", f"{df[['design', 'lambda', 'seed']].drop_duplicates().shape[0]} runs; splits "
-          f"{', '.join(df['split'].unique())}; classes {', '.join(df['class'].unique())}. Means over seeds with "
-          f"t-based {level} CIs. How to read this report: tutorial 03 and the bundle docs.", "", "## Headline", "",
-          markdown_table(_headline(summary, headline_metrics)), "", f"## Pareto front ({split} {cls}: "
-          f"{pareto_axes[0]} vs {pareto_axes[1]})", "", markdown_table(front.drop(columns=["design", "lambda"]))]  # fmt: skip
+    n_runs = df[["design", "lambda", "seed"]].drop_duplicates().shape[0]
+    intro = (
+        f"{n_runs} runs; splits {', '.join(df['split'].unique())}; classes {', '.join(df['class'].unique())}. "
+        f"Means over seeds with t-based {level} CIs. How to read this report: tutorial 03 and the bundle docs."
+    )
+    md = [f"# {title}", "", intro, "", "## Headline", "", markdown_table(_headline(summary, headline_metrics)), ""]
+    md += [f"## Pareto front ({split} {cls}: {pareto_axes[0]} vs {pareto_axes[1]})", ""]
+    md += [markdown_table(front.drop(columns=["design", "lambda"]))]
     if not stats.empty:
         cols = ["setting", "split", "class", "metric", "test", "seed", "n_pairs", "n_nan_dropped", "baseline_mean",
-                "setting_mean", "mean_diff", "ci_low", "ci_high", "rank_biserial", "cohens_dz", "p_value", "p_holm"]  # fmt: skip
-        md += ["", f"## Tests vs lambda = 0 (difference = setting - baseline; {level} CIs; Holm per family)", "",
-               markdown_table(stats.reindex(columns=cols + ["n_baseline", "n_setting"]).dropna(axis=1, how="all"))]  # fmt: skip
+                "setting_mean", "mean_diff", "ci_low", "ci_high", "rank_biserial", "cohens_dz", "p_value", "p_holm",
+                "n_baseline", "n_setting"]  # fmt: skip
+        md += ["", f"## Tests vs lambda = 0 (difference = setting - baseline; {level} CIs; Holm per family)", ""]
+        md += [markdown_table(stats.reindex(columns=cols).dropna(axis=1, how="all"))]
     path = out / "summary.md"
     path.write_text("\n".join(md) + "\n")
     logger.info(f"report written to {out}")

@@ -27,7 +27,15 @@ from monai_explain.handlers.per_image_results import PER_IMAGE_FILE
 from .report import write_report
 from .table import read_per_image
 
-__all__ = ["BASELINE_DESIGN", "BUNDLE_CONTRACT", "Progress", "bundle_contract", "run_setting", "run_sweep", "sweep_settings"]
+__all__ = [
+    "BASELINE_DESIGN",
+    "BUNDLE_CONTRACT",
+    "Progress",
+    "bundle_contract",
+    "run_setting",
+    "run_sweep",
+    "sweep_settings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +70,9 @@ def bundle_contract(bundle: str | os.PathLike) -> dict[str, Any]:
     meta = json.loads(meta_path.read_text()).get("monai_explain_study", {}) if meta_path.is_file() else {}
     unknown = sorted(set(meta) - set(BUNDLE_CONTRACT))
     if unknown:
-        raise ValueError(f"{meta_path}: unknown 'monai_explain_study' key(s) {unknown} (known: {sorted(BUNDLE_CONTRACT)}).")
+        raise ValueError(
+            f"{meta_path}: unknown 'monai_explain_study' key(s) {unknown} (known: {sorted(BUNDLE_CONTRACT)})."
+        )
     return {**BUNDLE_CONTRACT, **meta, "ids": {**BUNDLE_CONTRACT["ids"], **meta.get("ids", {})}}
 
 
@@ -84,7 +94,12 @@ def sweep_settings(designs: Sequence[str], lambdas: Sequence[float], seeds: Sequ
     for seed in seeds:
         if 0 in lambdas:
             out.append(SweepSetting(design=BASELINE_DESIGN, **{"lambda": 0.0}, seed=int(seed)))
-        out += [SweepSetting(design=d, **{"lambda": float(lam)}, seed=int(seed)) for d in designs for lam in lambdas if lam > 0]
+        out += [
+            SweepSetting(design=d, **{"lambda": float(lam)}, seed=int(seed))
+            for d in designs
+            for lam in lambdas
+            if lam > 0
+        ]
     return out
 
 
@@ -173,4 +188,6 @@ def run_sweep(
         logger.info(line)
         print(line, flush=True)
     df = read_per_image({(r["design"], r["lambda"], r["seed"]): r["per_image"] for r in records})
-    return write_report(df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}")
+    return write_report(
+        df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}"
+    )

@@ -61,14 +61,18 @@ def validate_per_image(df: pd.DataFrame, source: str = "per-image table") -> pd.
     for c in _BINARY:
         bad = ~df[c].isin([0, 1])
         if bad.any():
-            raise ValueError(f"{source}, row {int(np.flatnonzero(bad)[0])}: {c!r} must be 0 or 1, got {df[c][bad].iloc[0]}.")
+            raise ValueError(
+                f"{source}, row {int(np.flatnonzero(bad)[0])}: {c!r} must be 0 or 1, got {df[c][bad].iloc[0]}."
+            )
     if (df["lambda"] < 0).any():
         raise ValueError(f"{source}: lambda must be >= 0, got {sorted(df['lambda'][df['lambda'] < 0].unique())}.")
     df["seed"] = df["seed"].astype(int)
     dup = df.duplicated(RUN + ["id", "split", "class"])
     if dup.any():
         row = df[dup].iloc[0]
-        raise ValueError(f"{source}: run {tuple(row[RUN])} has image {row['id']!r} ({row['split']}, {row['class']}) twice.")
+        raise ValueError(
+            f"{source}: run {tuple(row[RUN])} has image {row['id']!r} ({row['split']}, {row['class']}) twice."
+        )
     return df
 
 

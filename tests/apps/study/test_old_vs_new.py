@@ -12,7 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from monai_explain.apps.study import compare_per_image, compare_seeds, pareto, run_metrics, summarize, validate_per_image
+from monai_explain.apps.study import (
+    compare_per_image,
+    compare_seeds,
+    pareto,
+    run_metrics,
+    summarize,
+    validate_per_image,
+)
 
 DATA = Path(__file__).parent / "data"
 #: old per-run metric -> (split, metric) of the new long tables
@@ -95,7 +102,17 @@ def test_across_seed_tests_equal(study, old):
     for _, o in welch.iterrows():
         split, metric = RUN_METRICS[o["metric"]]
         n = _pick(new, setting=o["setting"], split=split, metric=metric)
-        for col in ("n_baseline", "n_setting", "mean_diff", "ci_low", "ci_high", "statistic", "df", "p_value", "p_holm"):
+        for col in (
+            "n_baseline",
+            "n_setting",
+            "mean_diff",
+            "ci_low",
+            "ci_high",
+            "statistic",
+            "df",
+            "p_value",
+            "p_holm",
+        ):
             assert n[col] == pytest.approx(o[col], abs=EXACT), (o["setting"], o["metric"], col)
 
 
