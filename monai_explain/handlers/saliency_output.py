@@ -71,7 +71,7 @@ class SaliencyOutputHandler:
             raise KeyError(f"SaliencyOutputHandler: mask key {self.mask_key!r} not in the batch (keys: {keys}).")
         inputs = output[Keys.IMAGE]
         logits = output[Keys.PRED].detach()
-        target = saliency_target(output[Keys.LABEL], logits, self.target)
+        target = saliency_target(output.get(Keys.LABEL), logits, self.target)
         net = engine.network
         with eval_mode(net), torch.enable_grad():
             x = inputs.detach().requires_grad_(bool(getattr(self.saliency_method, "needs_input_grad", False)))

@@ -79,11 +79,12 @@ def check_target_policy(policy: TargetSpec) -> TargetSpec:
     )
 
 
-def saliency_target(label: torch.Tensor, logits: torch.Tensor, policy: TargetSpec = "label") -> torch.Tensor:
+def saliency_target(label: torch.Tensor | None, logits: torch.Tensor, policy: TargetSpec = "label") -> torch.Tensor:
     """The saliency target of a batch under ``policy`` (see the module docstring).
 
     Args:
-        label: the batch label: class indices ``(B,)`` / ``(B, 1)`` or a multi-hot ``(B, C)`` float tensor.
+        label: the batch label: class indices ``(B,)`` / ``(B, 1)`` or a multi-hot ``(B, C)`` float tensor; None
+            without labels (inference: ``"pred"``, ``"all"`` or an index then).
         logits: the network output ``(B, C)``.
         policy: ``"label"``, ``"pred"``, ``"all"``, a class index or a callable ``f(label, logits)``.
 
@@ -101,7 +102,8 @@ def saliency_target(label: torch.Tensor, logits: torch.Tensor, policy: TargetSpe
     if logits.ndim != 2:
         raise ValueError(f"logits must be (B, C), got shape {tuple(logits.shape)}.")
     b, c = logits.shape
-    multi_label = c > 1 and tuple(label.shape) == (b, c) and label.is_floating_point()
+    label = None if label is None else torch.as_tensor(label)
+    multi_label = label is not None and c > 1 and tuple(label.shape) == (b, c) and label.is_floating_point()
     if callable(policy):
         return policy(label, logits)
     if isinstance(policy, int):
@@ -116,6 +118,10 @@ def saliency_target(label: torch.Tensor, logits: torch.Tensor, policy: TargetSpe
         if multi_label:
             return (logits.detach() > 0).to(logits.dtype)
         return logits.detach().argmax(dim=1)
+    if label is None:
+        raise ValueError(
+            "the 'label' target policy needs a label; without one (inference) use 'pred', 'all' or an index."
+        )
     if multi_label:
         return label.to(logits.device)
     return label.reshape(b, -1)[:, 0].long().to(logits.device)

@@ -44,6 +44,14 @@ def test_bad_policy(policy, match):
         saliency_target(MULTI_HOT, LOGITS3, policy)
 
 
+def test_without_label():
+    assert saliency_target(None, LOGITS3, "pred").tolist() == [1, 0]
+    assert saliency_target(None, torch.randn(2, 1), "pred").tolist() == [0, 0]
+    assert saliency_target(None, LOGITS3, "all").shape == (2, 3)
+    with pytest.raises(ValueError, match="needs a label"):
+        saliency_target(None, LOGITS3, "label")
+
+
 def test_explained_classes():
     assert explained_classes(MULTI_HOT, 3).tolist() == [[0, 1, 2], [0, 1, 2]]
     assert explained_classes(torch.tensor([2, 0]), 3).tolist() == [[2], [0]]
