@@ -155,7 +155,9 @@ def test_otsu_region_equals_chexlocalize_on_cam_like_maps(seed):
             (((maps[i, 0] - maps[i, 0].min()) / np.ptp(maps[i, 0])) * np.float32(256)).astype(np.int64), 0, 255
         )
         old_quantisation += int(not np.array_equal(old_bins > otsu_uint8_reference(old_bins.astype(np.uint8)), ref))
-    print(f"seed {seed}: {maps.shape[0]} of {maps.shape[0]} Otsu regions equal; floor(256 x) differs on {old_quantisation}")
+    print(
+        f"seed {seed}: {maps.shape[0]} of {maps.shape[0]} Otsu regions equal; floor(256 x) differs on {old_quantisation}"
+    )
     assert old_quantisation > maps.shape[0] // 2
 
 
@@ -173,11 +175,7 @@ def test_iou_equals_chexlocalize_on_cam_like_maps(seed):
     nan_mode = compute_saliency_iou(s, m, empty_prediction="nan").numpy()[:, 0]
     zero_mode = compute_saliency_iou(s, m).numpy()[:, 0]
     for i in range(maps.shape[0]):
-        ref = (
-            float("nan")
-            if i == 7
-            else chexlocalize_iou(chexlocalize_otsu_region(maps[i, 0]), masks[i, 0] > 0.5)
-        )
+        ref = float("nan") if i == 7 else chexlocalize_iou(chexlocalize_otsu_region(maps[i, 0]), masks[i, 0] > 0.5)
         if math.isnan(ref):
             assert math.isnan(nan_mode[i]), i
         else:
