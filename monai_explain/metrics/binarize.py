@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from monai.utils import StrEnum
+from monai.utils import StrEnum, look_up_option
 
 __all__ = [
     "DEFAULT_NUM_BINS",
@@ -233,7 +233,7 @@ def select_rows(
     num_bins: int = DEFAULT_NUM_BINS,
 ) -> torch.Tensor:
     """Bool selection of each row for the ``threshold`` and ``otsu`` methods (top-k is handled by counts)."""
-    method = BinarizeMethod(method)
+    method = look_up_option(method, BinarizeMethod)
     if method == BinarizeMethod.THRESHOLD:
         # no floor on the peak (a map of tiny values, e.g. input gradients, is still max-normalised); a row whose
         # maximum is not positive (all zero) selects nothing
@@ -271,7 +271,7 @@ def selection_weights(
     Returns:
         ``(R, N)`` float tensor with values in [0, 1], summing to ``k`` per row for top-k.
     """
-    method = BinarizeMethod(method)
+    method = look_up_option(method, BinarizeMethod)
     if method != BinarizeMethod.TOPK:
         return select_rows(rows, method, threshold, num_bins).to(rows.dtype)
     k = _topk_size(fraction, rows.shape[1], mask_rows, rows.shape[0], rows.device)
@@ -331,7 +331,7 @@ def binarize_saliency(
         [[[[0, 1], [1, 0]]]]
     """
     _check_map(saliency)
-    method = BinarizeMethod(method)
+    method = look_up_option(method, BinarizeMethod)
     b, c = saliency.shape[:2]
     n = int(np.prod(saliency.shape[2:]))
     rows = saliency.detach().reshape(b * c, n)

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from monai.data.box_utils import CenterSizeMode, CornerSizeMode, convert_box_mode, get_boxmode
-from monai.utils import StrEnum
+from monai.utils import StrEnum, look_up_option
 
 from .csv_rows import CSVAnnotationReader, CSVRow, DuplicatePolicy
 from .errors import AnnotationFormatError, MissingImageError, PathEscapeError
@@ -204,9 +204,9 @@ class DatasetAdapter:
         self.image_dir = os.fspath(self.default_image_dir if image_dir is None else image_dir)
         self.image_ext = self.default_image_ext if image_ext is None else image_ext
         self.check_files = bool(check_files)
-        self.on_missing = MissingFilePolicy(on_missing)
+        self.on_missing = look_up_option(on_missing, MissingFilePolicy)
         self.allow_outside = bool(allow_outside)
-        self.duplicates = DuplicatePolicy(duplicates)
+        self.duplicates = look_up_option(duplicates, DuplicatePolicy)
         self.recursive = bool(recursive)
         self.stats: dict[str, int] = {}
         self._num_rows = 0

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from monai.utils import StrEnum
+from monai.utils import StrEnum, look_up_option
 
 from .base import DatasetAdapter, ImageEntry, MissingFilePolicy
 from .errors import AnnotationFormatError
@@ -137,7 +137,7 @@ class CheXlocalizeAdapter(DatasetAdapter):
             on_missing=on_missing,
             allow_outside=allow_outside,
         )
-        self.format = CheXlocalizeFormat(format)
+        self.format = look_up_option(format, CheXlocalizeFormat)
 
     def _no_duplicate_keys(self, pairs: list[tuple[str, Any]]) -> dict:
         """``json.load`` hook: a repeated key would silently replace the first value; raise instead."""

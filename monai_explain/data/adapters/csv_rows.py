@@ -25,7 +25,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 
-from monai.utils import StrEnum
+from monai.utils import StrEnum, look_up_option
 
 from .errors import AnnotationFormatError
 
@@ -158,7 +158,7 @@ class CSVAnnotationReader:
         self.missing_hint = missing_hint
         self.required_columns = tuple(required_columns)
         self.optional_columns = tuple(optional_columns)
-        self.duplicates = DuplicatePolicy(duplicates)
+        self.duplicates = look_up_option(duplicates, DuplicatePolicy)
         self.delimiter = delimiter
         self.encoding = encoding
         self.columns: dict[str, int] = {}
