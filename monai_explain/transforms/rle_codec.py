@@ -171,7 +171,7 @@ def coco_counts_from_string(counts: str) -> list[int]:
         x, k, more = 0, 0, True
         while more:
             if p >= n:
-                raise ValueError("COCO RLE string ends in the middle of a value.")
+                raise ValueError("truncated COCO RLE string: it ends in the middle of a value.")
             c = ord(counts[p]) - 48
             if not 0 <= c < 64:
                 raise ValueError(f"COCO RLE string has an invalid character {counts[p]!r} at {p}.")
