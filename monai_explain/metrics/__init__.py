@@ -32,7 +32,7 @@ from .faithfulness import (
     compute_insertion_auc,
     compute_perturbation_curve,
 )
-from .iou import SaliencyIoU, compute_saliency_iou
+from .iou import EmptyPrediction, SaliencyIoU, compute_saliency_iou
 from .pointing_game import PointingGame, compute_pointing_game
 from .precision import PrecisionMode, SaliencyPrecision, compute_saliency_precision
 from .utils import alignment_counts, prepare_saliency_and_mask
@@ -45,6 +45,7 @@ __all__ = [
     "BinarizeMethod",
     "ChanceLevel",
     "DeletionAUC",
+    "EmptyPrediction",
     "InsertionAUC",
     "PointingGame",
     "PrecisionMode",

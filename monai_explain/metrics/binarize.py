@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from monai.utils import StrEnum
+from monai.utils import StrEnum, look_up_option
 
 __all__ = [
     "DEFAULT_NUM_BINS",
@@ -42,8 +42,10 @@ class BinarizeMethod(StrEnum):
     - ``topk``: the ``k`` most salient pixels, ``k = round(fraction * N)`` (at least 1) for a float ``fraction``, or
       ``k = |annotation|`` for ``fraction="mask"`` (mask-area matched, Quantus' RelevanceRankAccuracy).
     - ``threshold``: pixels whose max-normalised value ``s / max(s)`` is strictly above ``threshold``.
-    - ``otsu``: the map is min-max normalised, quantised into ``num_bins`` bins, and pixels in bins strictly above
-      Otsu's threshold are kept (CheXlocalize's binarisation).
+    - ``otsu``: the map is min-max normalised, quantised to the levels ``0 .. num_bins - 1`` as an 8-bit image is
+      (``np.uint8(255 * x)``, i.e. ``floor((num_bins - 1) * x)``), and pixels at levels strictly above Otsu's
+      threshold are kept - CheXlocalize's ``cam_to_segmentation`` (``cv2.threshold(..., cv2.THRESH_OTSU)`` on that
+      uint8 image), without its contour filling.
     """
 
     TOPK = "topk"
@@ -181,14 +183,19 @@ def otsu_bin_index(hist: torch.Tensor) -> torch.Tensor:
 
 
 def _minmax_bins(rows: torch.Tensor, num_bins: int) -> torch.Tensor:
-    """Quantise each row, min-max normalised to [0, 1], into ``num_bins`` bin indices (long); a constant row is all
-    in bin 0. No floor on the range: a map whose values span less than any fixed epsilon is still normalised."""
+    """Quantise each row, min-max normalised to [0, 1], to the levels ``0 .. num_bins - 1`` (long).
+
+    The level is ``floor((num_bins - 1) * x)``: with 256 levels this is ``np.uint8(255 * x)``, the 8-bit image that
+    CheXlocalize's ``cam_to_segmentation`` gives to OpenCV's Otsu (the normalised value 1 is level 255, 0.999 is
+    level 254). The arithmetic runs in the rows' own dtype (CheXlocalize's maps are float32). A constant row is all
+    at level 0. No floor on the range: a map whose values span less than any fixed epsilon is still normalised.
+    """
     if num_bins < 2:
         raise ValueError(f"num_bins must be >= 2, got {num_bins}.")
     lo = rows.amin(dim=1, keepdim=True)
     span = rows.amax(dim=1, keepdim=True) - lo
     x = (rows - lo) / torch.where(span > 0, span, torch.ones_like(span))
-    return (x * num_bins).long().clamp_(0, num_bins - 1)
+    return (x * (num_bins - 1)).long().clamp_(0, num_bins - 1)
 
 
 def _row_histogram(bins: torch.Tensor, num_bins: int) -> torch.Tensor:
@@ -200,9 +207,10 @@ def _row_histogram(bins: torch.Tensor, num_bins: int) -> torch.Tensor:
 def otsu_threshold(saliency: torch.Tensor, num_bins: int = DEFAULT_NUM_BINS) -> torch.Tensor:
     """Otsu's threshold of each ``(sample, channel)`` map, on the min-max normalised map.
 
-    The map is min-max normalised to [0, 1] and quantised into ``num_bins`` equal bins (``floor(x * num_bins)``, the
-    value 1 falling in the last bin); the returned value is the upper edge of Otsu's bin, so the foreground is
-    ``normalised_map >= threshold`` up to the quantisation, exactly ``bin > otsu_bin_index``. A constant map gets 1.
+    The map is min-max normalised to [0, 1] and quantised to the levels ``floor((num_bins - 1) * x)`` (an 8-bit
+    image for 256 levels, as CheXlocalize); the returned value ``(index + 1) / (num_bins - 1)`` is the normalised value
+    of the first foreground level, so the foreground is ``normalised_map >= threshold`` up to float rounding, exactly
+    ``level > otsu_bin_index``. A constant map gets a threshold above 1 (nothing selected).
 
     Args:
         saliency: ``(B, C, *spatial)``.
@@ -215,7 +223,7 @@ def otsu_threshold(saliency: torch.Tensor, num_bins: int = DEFAULT_NUM_BINS) -> 
     b, c = saliency.shape[:2]
     rows = saliency.detach().reshape(b * c, -1).float()
     idx = otsu_bin_index(_row_histogram(_minmax_bins(rows, num_bins), num_bins))
-    return ((idx + 1).to(torch.float64) / num_bins).view(b, c)
+    return ((idx + 1).to(torch.float64) / (num_bins - 1)).view(b, c)
 
 
 def select_rows(
@@ -225,7 +233,7 @@ def select_rows(
     num_bins: int = DEFAULT_NUM_BINS,
 ) -> torch.Tensor:
     """Bool selection of each row for the ``threshold`` and ``otsu`` methods (top-k is handled by counts)."""
-    method = BinarizeMethod(method)
+    method = look_up_option(method, BinarizeMethod)
     if method == BinarizeMethod.THRESHOLD:
         # no floor on the peak (a map of tiny values, e.g. input gradients, is still max-normalised); a row whose
         # maximum is not positive (all zero) selects nothing
@@ -263,7 +271,7 @@ def selection_weights(
     Returns:
         ``(R, N)`` float tensor with values in [0, 1], summing to ``k`` per row for top-k.
     """
-    method = BinarizeMethod(method)
+    method = look_up_option(method, BinarizeMethod)
     if method != BinarizeMethod.TOPK:
         return select_rows(rows, method, threshold, num_bins).to(rows.dtype)
     k = _topk_size(fraction, rows.shape[1], mask_rows, rows.shape[0], rows.device)
@@ -297,8 +305,8 @@ def binarize_saliency(
       see :func:`topk_counts`.)
     - ``"threshold"``: ``s / max(s) > threshold``; an all-zero map selects nothing. A map that is already binary
       (0/1) comes back unchanged for any threshold in ``[0, 1)``.
-    - ``"otsu"``: Otsu's threshold of the min-max normalised map quantised in ``num_bins`` bins; a constant map
-      selects nothing.
+    - ``"otsu"``: Otsu's threshold of the min-max normalised map quantised to ``num_bins`` levels as an 8-bit image
+      (``floor((num_bins - 1) * x)``, CheXlocalize's ``np.uint8(255 * x)``); a constant map selects nothing.
 
     Saliency is expected non-negative (ReLU'd CAM, absolute gradients).
 
@@ -323,7 +331,7 @@ def binarize_saliency(
         [[[[0, 1], [1, 0]]]]
     """
     _check_map(saliency)
-    method = BinarizeMethod(method)
+    method = look_up_option(method, BinarizeMethod)
     b, c = saliency.shape[:2]
     n = int(np.prod(saliency.shape[2:]))
     rows = saliency.detach().reshape(b * c, n)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_explain.metrics import SaliencyIoU, compute_saliency_iou
+from monai_explain.metrics import SaliencyIoU, binarize_saliency, compute_saliency_iou
 from tests.metrics._reference import iou, otsu_region, topk_region
 
 
@@ -62,3 +62,144 @@ def test_iou_metric_aggregates():
 def test_iou_bad_binarize():
     with pytest.raises(ValueError, match="kmeans"):
         SaliencyIoU(binarize="kmeans")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parity with CheXlocalize's cam_to_segmentation (Otsu branch): min-max normalise, np.uint8(255 * x), cv2 Otsu.
+# An independent reference: OpenCV's getThreshVal_Otsu_8u written out in numpy (cumulative class means, skipped
+# splits where a class weight is below FLT_EPSILON, first strict maximum), applied as THRESH_BINARY (img > t).
+
+FLT_EPSILON = float(np.finfo(np.float32).eps)
+
+
+def otsu_uint8_reference(img: np.ndarray) -> int:
+    """OpenCV's Otsu threshold of a uint8 image, step by step in float64."""
+    hist = np.bincount(img.ravel(), minlength=256).astype(np.float64) / img.size
+    mu = float(np.dot(np.arange(256), hist))
+    q1 = mu1 = max_sigma = 0.0
+    max_val = 0
+    for i in range(256):
+        p_i = hist[i]
+        mu1 *= q1
+        q1 += p_i
+        q2 = 1.0 - q1
+        if min(q1, q2) < FLT_EPSILON or max(q1, q2) > 1.0 - FLT_EPSILON:
+            continue
+        mu1 = (mu1 + i * p_i) / q1
+        mu2 = (mu - q1 * mu1) / q2
+        sigma = q1 * q2 * (mu1 - mu2) ** 2
+        if sigma > max_sigma:
+            max_sigma, max_val = sigma, i
+    return max_val
+
+
+def chexlocalize_uint8(cam: np.ndarray) -> np.ndarray:
+    """CheXlocalize's 8-bit image of a (float32) heatmap: min-max normalised, ``np.uint8(255 * x)``."""
+    cam = cam.astype(np.float32)
+    x = (cam - cam.min()) / (cam.max() - cam.min())
+    return np.uint8(255 * x)
+
+
+def chexlocalize_otsu_region(cam: np.ndarray) -> np.ndarray:
+    img = chexlocalize_uint8(cam)
+    return img > otsu_uint8_reference(img)
+
+
+def chexlocalize_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """CheXlocalize's calculate_iou with true_pos_only=True: NaN when either segmentation is empty."""
+    if pred.sum() == 0 or gt.sum() == 0:
+        return float("nan")
+    return float(np.logical_and(pred, gt).sum() / np.logical_or(pred, gt).sum())
+
+
+def cam_like_maps(seed: int, n: int = 64, size: int = 96) -> np.ndarray:
+    """Random CAM-like maps: a coarse ReLU'd map (a few Gaussian blobs + noise) upsampled bilinearly, float32."""
+    rng = np.random.default_rng(seed)
+    coarse = int(rng.integers(6, 13))
+    yy, xx = np.mgrid[0:coarse, 0:coarse].astype(np.float32)
+    maps = np.zeros((n, 1, coarse, coarse), dtype=np.float32)
+    for i in range(n):
+        for _ in range(int(rng.integers(1, 4))):
+            cy, cx = rng.uniform(0, coarse, 2)
+            width = rng.uniform(0.8, 3.0)
+            maps[i, 0] += rng.uniform(0.5, 3.0) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * width**2))
+        maps[i, 0] += rng.normal(0.0, 0.15, (coarse, coarse)).astype(np.float32)
+    maps = np.maximum(maps, 0.0)
+    up = torch.nn.functional.interpolate(torch.from_numpy(maps), size=(size, size), mode="bilinear")
+    return up.numpy().astype(np.float32)
+
+
+def test_iou_chexlocalize_issue_example():
+    saliency = torch.tensor([[[[0.0, 1.0, 0.45, 0.5], [0.75, 0.95, 0.0, 0.15]]]])
+    mask = torch.tensor([[[[0.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]]])
+    region = chexlocalize_otsu_region(saliency[0, 0].numpy())
+    assert chexlocalize_uint8(saliency[0, 0].numpy()).tolist() == [[0, 255, 114, 127], [191, 242, 0, 38]]
+    assert region.tolist() == [[False, True, False, False], [True, True, False, False]]
+    assert chexlocalize_iou(region, mask[0, 0].numpy() > 0.5) == 1.0
+    assert compute_saliency_iou(saliency, mask).item() == 1.0
+    assert binarize_saliency(saliency, "otsu")[0, 0].numpy().tolist() == region.tolist()
+    print("issue example: IoU", compute_saliency_iou(saliency, mask).item(), "(CheXlocalize 1.0)")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_otsu_region_equals_chexlocalize_on_cam_like_maps(seed):
+    maps = cam_like_maps(seed)
+    ours = binarize_saliency(torch.from_numpy(maps), "otsu").numpy()[:, 0]
+    old_quantisation = 0
+    for i in range(maps.shape[0]):
+        ref = chexlocalize_otsu_region(maps[i, 0])
+        assert 0 < ref.sum() < ref.size
+        np.testing.assert_array_equal(ours[i], ref, err_msg=f"map {i}")
+        # the former quantisation floor(256 x) gives another region on most of these maps
+        old_bins = np.clip(
+            (((maps[i, 0] - maps[i, 0].min()) / np.ptp(maps[i, 0])) * np.float32(256)).astype(np.int64), 0, 255
+        )
+        old_quantisation += int(not np.array_equal(old_bins > otsu_uint8_reference(old_bins.astype(np.uint8)), ref))
+    print(
+        f"seed {seed}: {maps.shape[0]} of {maps.shape[0]} Otsu regions equal; floor(256 x) differs on {old_quantisation}"
+    )
+    assert old_quantisation > maps.shape[0] // 2
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_iou_equals_chexlocalize_on_cam_like_maps(seed):
+    maps = cam_like_maps(seed, n=32, size=64)
+    rng = np.random.default_rng(seed)
+    masks = np.zeros_like(maps)
+    for i in range(maps.shape[0]):
+        r0, c0 = rng.integers(0, 48, 2)
+        masks[i, 0, r0 : r0 + int(rng.integers(4, 16)), c0 : c0 + int(rng.integers(4, 16))] = 1.0
+    masks[5] = 0.0  # an empty annotation: NaN in both
+    maps[7] = 0.25  # a constant map: empty Otsu region, NaN in CheXlocalize (its normalisation divides by 0)
+    s, m = torch.from_numpy(maps), torch.from_numpy(masks)
+    nan_mode = compute_saliency_iou(s, m, empty_prediction="nan").numpy()[:, 0]
+    zero_mode = compute_saliency_iou(s, m).numpy()[:, 0]
+    for i in range(maps.shape[0]):
+        ref = float("nan") if i == 7 else chexlocalize_iou(chexlocalize_otsu_region(maps[i, 0]), masks[i, 0] > 0.5)
+        if math.isnan(ref):
+            assert math.isnan(nan_mode[i]), i
+        else:
+            assert nan_mode[i] == pytest.approx(ref, abs=1e-6), i
+    assert zero_mode[7] == 0.0 and math.isnan(zero_mode[5])
+    metric = SaliencyIoU(empty_prediction="nan", get_not_nans=True)
+    metric(y_pred=s, y=m)
+    _, not_nans = metric.aggregate()
+    assert not_nans.item() == maps.shape[0] - 2
+    print(f"seed {seed}: IoU equal to CheXlocalize's on {maps.shape[0]} maps, mIoU {np.nanmean(nan_mode):.4f}")
+
+
+def test_iou_empty_prediction_option():
+    with pytest.raises(ValueError, match="maybe"):
+        compute_saliency_iou(torch.rand(1, 1, 4, 4), torch.ones(1, 1, 4, 4), empty_prediction="maybe")
+
+
+def test_otsu_reference_matches_opencv():
+    """The numpy reference against OpenCV itself (opencv-python-headless, in the test extras)."""
+    cv2 = pytest.importorskip("cv2")
+    maps = cam_like_maps(5)
+    for i in range(maps.shape[0]):
+        img = chexlocalize_uint8(maps[i, 0])
+        t, thresh = cv2.threshold(img, 0, int(img.max()), cv2.THRESH_OTSU)
+        assert int(t) == otsu_uint8_reference(img), i
+        np.testing.assert_array_equal(thresh > 0, chexlocalize_otsu_region(maps[i, 0]))
+    print(f"OpenCV {cv2.__version__}: numpy Otsu equals cv2.threshold(THRESH_OTSU) on {maps.shape[0]} maps")

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from monai.data.box_utils import CenterSizeMode, CornerSizeMode, convert_box_mode, get_boxmode
-from monai.utils import StrEnum
+from monai.utils import StrEnum, look_up_option
 
 from .csv_rows import CSVAnnotationReader, CSVRow, DuplicatePolicy
 from .errors import AnnotationFormatError, MissingImageError, PathEscapeError
@@ -204,9 +204,9 @@ class DatasetAdapter:
         self.image_dir = os.fspath(self.default_image_dir if image_dir is None else image_dir)
         self.image_ext = self.default_image_ext if image_ext is None else image_ext
         self.check_files = bool(check_files)
-        self.on_missing = MissingFilePolicy(on_missing)
+        self.on_missing = look_up_option(on_missing, MissingFilePolicy)
         self.allow_outside = bool(allow_outside)
-        self.duplicates = DuplicatePolicy(duplicates)
+        self.duplicates = look_up_option(duplicates, DuplicatePolicy)
         self.recursive = bool(recursive)
         self.stats: dict[str, int] = {}
         self._num_rows = 0
@@ -252,8 +252,14 @@ class DatasetAdapter:
     # -- shared helpers for subclasses ---------------------------------------------------------------------------
     def _csv_reader(self, required: Sequence[str], optional: Sequence[str] = ()) -> CSVAnnotationReader:
         """The shared CSV reader over ``annotation_file`` with this adapter's duplicate policy."""
-        self._reader = CSVAnnotationReader(self.annotation_file, required, optional, duplicates=self.duplicates)
+        self._reader = CSVAnnotationReader(
+            self.annotation_file, required, optional, duplicates=self.duplicates, missing_hint=self._header_hint
+        )
         return self._reader
+
+    def _header_hint(self, header: list[str]) -> str:
+        """Extra text for a header that lacks required columns (e.g. which adapter reads that variant)."""
+        return ""
 
     @staticmethod
     def _entry(entries: dict[str, ImageEntry], image_id: str, row: CSVRow, name: str | None = None) -> ImageEntry:
@@ -262,7 +268,7 @@ class DatasetAdapter:
         if entry is None:
             if not image_id:
                 raise row.error("empty image id.")
-            entry = ImageEntry(image_id, image_id if name is None else name, row._reader.path, row.line, row.row)
+            entry = ImageEntry(image_id, image_id if name is None else name, row.path, row.line, row.row)
             entries[image_id] = entry
         return entry
 
@@ -273,8 +279,7 @@ class DatasetAdapter:
         Raises:
             AnnotationFormatError: some cells empty and others not, or a non-numeric / non-finite value.
         """
-        index = row._reader.columns
-        cells = [row.cells[index[c]] for c in columns]
+        cells = [row[c] for c in columns]
         if not any(cells):
             return None
         if not all(cells):
