@@ -12,6 +12,8 @@ from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 from monai.utils import IgniteInfo, min_version, optional_import
 
+from monai_explain.utils.input_size import check_input_size
+
 from .lambda_schedules import get_lambda_schedule
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -173,6 +175,14 @@ class ExplanationLossHandler:
 
     def _remove_hooks_on_error(self, engine: Engine, e: Exception) -> None:
         self.saliency_method.remove()
+        if isinstance(e, RuntimeError) and not isinstance(e, torch.OutOfMemoryError):
+            # e.g. a pooling error deep in torch for an image smaller than the network's stride stages: name the size
+            image = engine.state.batch.get(Keys.IMAGE) if isinstance(engine.state.batch, dict) else None
+            network = getattr(engine, "network", None)
+            if isinstance(image, torch.Tensor) and image.ndim >= 3 and isinstance(network, torch.nn.Module):
+                check_input_size(
+                    network, image.shape[2:], in_channels=image.shape[1], key="the input image size (bundle key 'image_size')"
+                )
         raise e
 
     def __call__(self, engine: Engine) -> None:
