@@ -65,12 +65,19 @@ def normalize_saliency(
     dims = tuple(range(2, s.ndim))
     if mode == SaliencyNormalization.MAX:
         out = s / s.amax(dim=dims, keepdim=True).clamp_min(eps)
-    elif mode == SaliencyNormalization.MINMAX:
-        lo = s.amin(dim=dims, keepdim=True)
-        hi = s.amax(dim=dims, keepdim=True)
-        out = (s - lo) / (hi - lo).clamp_min(eps)
     else:
-        out = s / s.sum(dim=dims, keepdim=True).clamp_min(eps)
+        # minmax and sum are scale-free: work on the map divided by its largest |value| (outside the graph), so
+        # that hi - lo and the sum cannot overflow for a finite map; eps keeps its meaning in the original units
+        c = s.detach().abs().amax(dim=dims, keepdim=True)
+        c = torch.where(c > 0, c, torch.ones_like(c))
+        floor = (eps / c).clamp_min(torch.finfo(s.dtype).tiny) if s.is_floating_point() else eps / c
+        s = s / c
+        if mode == SaliencyNormalization.MINMAX:
+            lo = s.amin(dim=dims, keepdim=True)
+            hi = s.amax(dim=dims, keepdim=True)
+            out = (s - lo) / torch.maximum(hi - lo, floor)
+        else:
+            out = s / torch.maximum(s.sum(dim=dims, keepdim=True), floor)
     return out.to(dtype)
 
 
