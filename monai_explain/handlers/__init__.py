@@ -10,6 +10,7 @@ from .alignment_metrics import (
     SaliencyIoUHandler,
     SaliencyPrecisionHandler,
 )
+from .best_metric import NaNSafeBestMetric, nan_safe_metric_cmp
 from .checkpointing import LAST_CHECKPOINT_PREFIX, attach_checkpointing, find_last_checkpoint
 from .epoch_seed import EpochSeedHandler
 from .explanation_loss import ExplanationLossHandler, default_saliency_target, loss_terms
@@ -28,6 +29,7 @@ __all__ = [
     "FaithfulnessHandler",
     "LambdaSchedule",
     "LinearWarmupLambda",
+    "NaNSafeBestMetric",
     "PointingGameHandler",
     "ResilientMLFlowHandler",
     "SaliencyCoverageHandler",
@@ -41,5 +43,6 @@ __all__ = [
     "find_last_checkpoint",
     "get_lambda_schedule",
     "loss_terms",
+    "nan_safe_metric_cmp",
     "save_overlay_grid",
 ]
