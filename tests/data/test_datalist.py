@@ -80,3 +80,20 @@ def test_build_datalist_on_synthetic_vindr_and_binary_rsna(tiny_dataset, tmp_pat
     (tmp_path / "stage_2_train_labels.csv").write_text("\n".join(rows) + "\n")
     data = build_datalist("rsna", tmp_path, "train", classes=["Lung Opacity"], adapter_kwargs={"check_files": False})
     assert all(r["label"] in ([0.0], [1.0]) for r in data) and len(data) == 8
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('{"p1": "train", "n1": ', r"is not valid JSON \(Expecting value at line 1, column 23\)"),
+        ('["train", "test"]', r"must hold a JSON object \{image_id: split name\}, got a list"),
+        ('{"p1": "train", "n1": 3}', r"the split of image 'n1' is 3, not a split name"),
+    ],
+)
+def test_broken_split_file_names_the_file(tmp_path, text, match):
+    split_file = tmp_path / "splits.json"
+    split_file.write_text(text)
+    recs = [{"id": "p1", "label": [1.0]}, {"id": "n1", "label": [0.0]}]
+    with pytest.raises(ValueError, match=match) as info:
+        assign_splits(recs, split_file=split_file)
+    assert str(split_file) in str(info.value)
