@@ -10,6 +10,7 @@ from .alignment_metrics import (
     SaliencyIoUHandler,
     SaliencyPrecisionHandler,
 )
+from .best_metric import NaNSafeBestMetric, nan_safe_metric_cmp
 from .checkpointing import LAST_CHECKPOINT_PREFIX, attach_checkpointing, find_last_checkpoint
 from .epoch_seed import EpochSeedHandler
 from .explanation_loss import ExplanationLossHandler, default_saliency_target, loss_terms
@@ -32,6 +33,7 @@ __all__ = [
     "LambdaSchedule",
     "LinearWarmupLambda",
     "PerImageResultsWriter",
+    "NaNSafeBestMetric",
     "PointingGameHandler",
     "ResilientMLFlowHandler",
     "SaliencyCoverageHandler",
@@ -46,5 +48,6 @@ __all__ = [
     "get_lambda_schedule",
     "loss_terms",
     "resolve_threshold",
+    "nan_safe_metric_cmp",
     "save_overlay_grid",
 ]

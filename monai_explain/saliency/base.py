@@ -118,6 +118,7 @@ class SaliencyMethod:
         self._input_spatial: tuple[int, ...] | None = None
         self._input_device: torch.device | None = None
         self._input: torch.Tensor | None = None
+        self._output: torch.Tensor | None = None  # the logits of the recorded forward, to refuse other logits
 
     # ----------------------------------------------------------------------------------------------- hooks
     @property
@@ -134,6 +135,7 @@ class SaliencyMethod:
         if self._handles:
             return self
         self._handles.append(self.model.register_forward_pre_hook(self._on_forward_start, with_kwargs=True))
+        self._handles.append(self.model.register_forward_hook(self._on_forward_end))
         try:
             self._register_hooks()
         except BaseException:
@@ -165,6 +167,7 @@ class SaliencyMethod:
     def release(self) -> None:
         """Drop the references to the tensors recorded in the last forward."""
         self._input = None
+        self._output = None
         self._release()
 
     def _register_hooks(self) -> None:
@@ -186,6 +189,26 @@ class SaliencyMethod:
             self._input_device = x.device
             if self.needs_input_grad:
                 self._input = x
+
+    def _on_forward_end(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._output = first_tensor(output)
+
+    def _check_logits(self, logits: torch.Tensor) -> None:
+        """Refuse logits of another forward than the one recorded (maps would silently be those of the latest).
+
+        Free when ``logits`` is the recorded output itself (the normal case); otherwise (e.g. a cast copy) the
+        values are compared, which costs a synchronisation on an accelerator.
+        """
+        recorded = self._output
+        if recorded is None or logits is recorded or logits.shape != recorded.shape:
+            return
+        if torch.equal(logits.detach().to(device=recorded.device, dtype=recorded.dtype), recorded.detach()):
+            return
+        raise RuntimeError(
+            f"{type(self).__name__}.compute(): the logits {tuple(logits.shape)} are not the output of the forward "
+            "recorded last (another forward of the model ran in between, so its feature maps were recorded); "
+            "call compute() right after the forward that produced the logits."
+        )
 
     # ----------------------------------------------------------------------------------------- computation
     def compute(
@@ -212,9 +235,11 @@ class SaliencyMethod:
 
         Raises:
             ValueError: for bad logits or targets.
-            RuntimeError: when nothing was recorded, or the logits do not come from the recorded forward.
+            RuntimeError: when nothing was recorded, or the logits do not come from the recorded forward (e.g. a
+                later forward ran in between).
         """
         index = parse_target(target, logits)
+        self._check_logits(logits)
         try:
             with torch.set_grad_enabled(self.needs_autograd or torch.is_grad_enabled()):
                 maps = self._compute(logits, index, inputs)

@@ -121,3 +121,18 @@ def test_per_split_folders_conversion_from_the_bundle_docs(tmp_path):
     assert test[1]["image"] == str(tmp_path / "test" / "images" / "e.png")
     assert test[1]["boxes"].tolist() == [[2.0, 2.0, 4.0, 4.0]]
     assert [r["id"] for r in build_datalist("csv", tmp_path, "train", adapter_kwargs=kwargs)] == ["a", "b"]
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('{"p1": "train", "n1": ', r"is not valid JSON \(Expecting value at line 1, column 23\)"),
+        ('["train", "test"]', r"must hold a JSON object \{image_id: split name\}, got a list"),
+        ('{"p1": "train", "n1": 3}', r"the split of image 'n1' is 3, not a split name"),
+    ],
+)
+def test_broken_split_file_names_the_file(tmp_path, text, match):
+    split_file = tmp_path / "splits.json"
+    split_file.write_text(text)
+    recs = [{"id": "p1", "label": [1.0]}, {"id": "n1", "label": [0.0]}]
+    with pytest.raises(ValueError, match=match) as info:
+        assign_splits(recs, split_file=split_file)
+    assert str(split_file) in str(info.value)
