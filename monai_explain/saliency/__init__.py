@@ -18,12 +18,23 @@ Conventions:
 - Precision: under ``torch.autocast`` channel combinations run in the activation dtype (bf16/fp16 operands,
   float32 accumulation; no float32 copy of a feature map), maps are returned in float32 (float64 for a
   double-precision model).
+- BatchNorm: methods that differentiate twice use an exact closed-form BatchNorm double backward while registered
+  (``batchnorm="exact"``; ``"native"`` keeps PyTorch's, ``"per_sample"`` holds train-mode batch statistics constant
+  in the saliency term so that a sample's map does not depend on its batch), see :mod:`.batchnorm`.
 - Gradient methods need the forward to run with gradients enabled; CAM also works on a ``no_grad`` forward.
 """
 
 from __future__ import annotations
 
 from .base import SaliencyMethod, parse_target
+from .batchnorm import (
+    BatchNormGrad,
+    batch_norm_double_backward,
+    exact_batch_norm,
+    frozen_batch_statistics,
+    patch_batchnorm,
+    set_batchnorm_compile,
+)
 from .cam import CAM
 from .factory import SaliencyMethodName, get_saliency_method
 from .functional import channel_weighted_sum, class_weights, gap_linear_matches, spatial_mean
@@ -34,6 +45,7 @@ from .input_gradient import ChannelReduction, InputGradient, InputXGradient
 from .layers import find_last_linear, resolve_layer
 
 __all__ = [
+    "BatchNormGrad",
     "CAM",
     "ChannelReduction",
     "GapLinearHead",
@@ -43,12 +55,17 @@ __all__ = [
     "InputXGradient",
     "SaliencyMethod",
     "SaliencyMethodName",
+    "batch_norm_double_backward",
     "channel_weighted_sum",
     "class_weights",
+    "exact_batch_norm",
     "find_last_linear",
+    "frozen_batch_statistics",
     "gap_linear_matches",
     "get_saliency_method",
     "parse_target",
+    "patch_batchnorm",
     "resolve_layer",
+    "set_batchnorm_compile",
     "spatial_mean",
 ]

@@ -265,6 +265,16 @@ def _run_double_backward(*args, **kwargs):
 
 
 # ----------------------------------------------------------------------------------------------- autograd pieces
+def _is_batched(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a vmap batched tensor (inside ``is_grads_batched`` / ``torch.func.vmap``)."""
+    ft = getattr(torch._C, "_functorch", None)
+    for name in ("is_legacy_batchedtensor", "is_batchedtensor"):  # autograd.grad uses the legacy vmap
+        check = getattr(ft, name, None)
+        if check is not None and check(t):
+            return True
+    return False
+
+
 class _BatchNormBackward(torch.autograd.Function):
     """``(g, x, weight) -> (dx, dweight, dbias)``: PyTorch's first backward; backward = the closed form."""
 
@@ -332,10 +342,19 @@ class _BatchNormFunction(torch.autograd.Function):
     def backward(ctx, g):
         x, weight, running_mean, running_var, save_mean, save_invstd, reserve = ctx.saved_tensors
         frozen = ctx.training and _frozen_depth > 0
-        dx, dw, db = _BatchNormBackward.apply(
-            g, x, weight, running_mean, running_var, save_mean, save_invstd, reserve, ctx.impl, ctx.training,
-            ctx.eps, frozen,
-        )
+        if _is_batched(g) and not frozen:
+            # under vmap (autograd.grad(..., is_grads_batched=True)) the closed form's saved tensors would lose their
+            # batch dimension: use PyTorch's differentiable first backward (native double backward) instead
+            mask = [True, weight is not None, weight is not None]
+            dx, dw, db = torch.ops.aten._batch_norm_impl_index_backward(
+                ctx.impl, x, g, weight, running_mean, running_var, save_mean, save_invstd, ctx.training, ctx.eps,
+                mask, reserve,
+            )
+        else:
+            dx, dw, db = _BatchNormBackward.apply(
+                g, x, weight, running_mean, running_var, save_mean, save_invstd, reserve, ctx.impl, ctx.training,
+                ctx.eps, frozen,
+            )
         return (
             dx if ctx.needs_input_grad[0] else None,
             dw if ctx.needs_input_grad[1] else None,
