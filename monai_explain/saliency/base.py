@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from monai_explain.utils.checks import check_tensor, value_checks_enabled
 from monai_explain.utils.saliency_ops import resize_saliency
 
 from .batchnorm import BatchNormGrad, BatchNormPatch, frozen_batch_statistics, patch_batchnorm
@@ -49,8 +50,8 @@ def parse_target(target: torch.Tensor | int, logits: torch.Tensor) -> torch.Tens
     Raises:
         TypeError: for a target that is neither an int nor a tensor.
         ValueError: for a shape that fits neither form, float class indices or an index outside ``[0, C)``
-            (the range is checked for CPU targets only: on an accelerator it would force a synchronisation, and
-            an out-of-range index fails there in the indexing kernel, as it does in the cross-entropy loss).
+            (on an accelerator the range check is an asynchronous device assertion, no host synchronisation; see
+            :func:`monai_explain.utils.value_checks`).
     """
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -71,9 +72,12 @@ def parse_target(target: torch.Tensor | int, logits: torch.Tensor) -> torch.Tens
         )
     if target.is_floating_point() or target.dtype == torch.bool:
         raise ValueError(f"class-index target must be an integer tensor, got dtype {target.dtype}.")
-    if target.device.type == "cpu" and target.numel():  # on an accelerator this check would cost a sync
-        lo, hi = int(target.min()), int(target.max())
-        if lo < 0 or hi >= c:
+    if target.numel() and value_checks_enabled():  # CPU: one check, raised at once; accelerator: asynchronous
+        in_range = (target >= 0) & (target < c)
+        if target.device.type != "cpu":
+            check_tensor(in_range, f"target class index out of range [0, {c}) for logits {tuple(logits.shape)}.")
+        elif not bool(in_range.all()):
+            lo, hi = int(target.min()), int(target.max())
             raise ValueError(f"target class index out of range [0, {c}): got values in [{lo}, {hi}].")
     return target.to(device=logits.device, dtype=torch.long)
 
