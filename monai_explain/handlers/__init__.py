@@ -32,8 +32,8 @@ __all__ = [
     "FaithfulnessHandler",
     "LambdaSchedule",
     "LinearWarmupLambda",
-    "PerImageResultsWriter",
     "NaNSafeBestMetric",
+    "PerImageResultsWriter",
     "PointingGameHandler",
     "ResilientMLFlowHandler",
     "SaliencyCoverageHandler",
@@ -47,7 +47,7 @@ __all__ = [
     "find_last_checkpoint",
     "get_lambda_schedule",
     "loss_terms",
-    "resolve_threshold",
     "nan_safe_metric_cmp",
+    "resolve_threshold",
     "save_overlay_grid",
 ]

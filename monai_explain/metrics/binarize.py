@@ -56,9 +56,14 @@ class BinarizeMethod(StrEnum):
 def count_true(x: torch.Tensor, dim: int = 1, keepdim: bool = False) -> torch.Tensor:
     """Number of ``True`` values along ``dim`` as float64.
 
-    Summed in int32 (int64 past 2**31 elements), which is many times faster on CPU than a floating-point or
-    int64 reduction of a bool tensor, and exact.
+    Rows of a contiguous 2D bool tensor on the CPU are counted with NumPy's ``count_nonzero``; otherwise summed in
+    int32 (int64 past 2**31 elements), many times faster than a floating-point or int64 reduction, and exact.
     """
+    if x.device.type == "cpu" and x.dtype == torch.bool and x.ndim == 2 and dim in (1, -1) and x.is_contiguous():
+        # NumPy's count_nonzero per row (SIMD) is several times faster than a torch reduction of a bool tensor
+        xn = x.numpy()
+        out = torch.from_numpy(np.fromiter((np.count_nonzero(r) for r in xn), dtype=np.float64, count=xn.shape[0]))
+        return out[:, None] if keepdim else out
     acc = torch.int32 if x.shape[dim] < 2**31 else torch.int64
     return x.sum(dim=dim, keepdim=keepdim, dtype=acc).to(torch.float64)
 
@@ -87,8 +92,8 @@ def _topk_size(fraction: float | str, n: int, mask_rows: torch.Tensor | None, ro
 def kth_largest(rows: torch.Tensor, k: int | torch.Tensor) -> torch.Tensor:
     """The ``k``-th largest value of each row of a 2D tensor (``k`` counts from 1, one int or one per row).
 
-    On CPU the selection runs in NumPy's introselect over the whole block at once (``np.partition`` along the rows,
-    a zero-copy view of the tensor), which measured several times faster than ``torch.kthvalue``/``torch.topk`` on
+    On CPU the selection runs in NumPy's introselect (``np.partition`` on a zero-copy view of the tensor: over the
+    whole block at once for one ``k``, row by row for per-row ``k``), which measured several times faster than ``torch.kthvalue``/``torch.topk`` on
     CPU; on other devices ``torch.kthvalue`` (one ``k``) or a sort (per-row ``k``) is used.
 
     Args:
@@ -106,9 +111,12 @@ def kth_largest(rows: torch.Tensor, k: int | torch.Tensor) -> torch.Tensor:
         if isinstance(k, int):
             kth = min(max(n - k, 0), n - 1)
             return torch.from_numpy(np.partition(x, kth, axis=1)[:, kth].copy())
+        # one introselect per row at its own position (partitioning every row at all distinct k costs O(R * N * R))
         pos_np = (n - k).clamp(0, n - 1).cpu().numpy()
-        part = np.partition(x, np.unique(pos_np), axis=1)
-        return torch.from_numpy(part[np.arange(x.shape[0]), pos_np].copy())
+        out = np.empty(x.shape[0], dtype=x.dtype)
+        for i, p in enumerate(pos_np.tolist()):
+            out[i] = np.partition(x[i], p)[p]
+        return torch.from_numpy(out)
     if isinstance(k, int):
         return torch.kthvalue(rows, min(max(n - k, 0), n - 1) + 1, dim=1).values
     pos = (n - k).clamp(0, n - 1)

@@ -19,12 +19,23 @@ Conventions:
 - Precision: under ``torch.autocast`` channel combinations run in the activation dtype (bf16/fp16 operands,
   float32 accumulation; no float32 copy of a feature map), maps are returned in float32 (float64 for a
   double-precision model).
+- BatchNorm: methods that differentiate twice use an exact closed-form BatchNorm double backward while registered
+  (``batchnorm="exact"``; ``"native"`` keeps PyTorch's, ``"per_sample"`` holds train-mode batch statistics constant
+  in the saliency term so that a sample's map does not depend on its batch), see :mod:`.batchnorm`.
 - Gradient methods need the forward to run with gradients enabled; CAM also works on a ``no_grad`` forward.
 """
 
 from __future__ import annotations
 
 from .base import SaliencyMethod, parse_target
+from .batchnorm import (
+    BatchNormGrad,
+    batch_norm_double_backward,
+    exact_batch_norm,
+    frozen_batch_statistics,
+    patch_batchnorm,
+    set_batchnorm_compile,
+)
 from .cam import CAM
 from .factory import SaliencyMethodName, get_saliency_method
 from .functional import channel_weighted_sum, class_weights, gap_linear_matches, spatial_mean
@@ -44,6 +55,7 @@ from .targets import (
 
 __all__ = [
     "CAM",
+    "BatchNormGrad",
     "ChannelReduction",
     "GapLinearHead",
     "GradCAM",
@@ -55,15 +67,20 @@ __all__ = [
     "SaliencyMethodProtocol",
     "TargetPolicy",
     "TargetSpec",
+    "batch_norm_double_backward",
     "channel_weighted_sum",
     "check_target_policy",
     "class_weights",
+    "exact_batch_norm",
     "explained_classes",
     "find_last_linear",
+    "frozen_batch_statistics",
     "gap_linear_matches",
     "get_saliency_method",
     "parse_target",
+    "patch_batchnorm",
     "resolve_layer",
     "saliency_target",
+    "set_batchnorm_compile",
     "spatial_mean",
 ]
