@@ -18,8 +18,9 @@ $(STAMP): $(PY) setup.cfg
 
 install: $(STAMP)
 
-## Train the cxr_expl bundle on the embedded synthetic shortcut CXR set (generated on first run).
+## Prepare the cxr_expl bundle's data (the synthetic shortcut CXR set; skipped when already made), then train.
 run: install
+	$(PY) -m monai.bundle run --config_file bundles/cxr_expl/configs/prepare_data.json
 	$(PY) -m monai.bundle run --config_file bundles/cxr_expl/configs/train.json
 
 ## The whole test suite, the same command CI runs.

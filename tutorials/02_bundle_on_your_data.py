@@ -10,7 +10,7 @@
 # | RSNA Pneumonia Detection | `stage_2_train_labels.csv` + `stage_2_train_images/<patientId>.dcm` | `--dataset rsna --classes "['Lung Opacity']"` |
 # | SIIM-ACR Pneumothorax | `train-rle.csv` + `dicom-images-train/<study>/<series>/<ImageId>.dcm` | `--dataset siim --classes "['Pneumothorax']"` + a mask override file |
 #
-# plus `--dataset_dir /path/to/it --generate_synthetic false`. None of these data sets can be downloaded inside
+# plus `--dataset_dir /path/to/it` (train.json reads it as it is; only `prepare_data.json` generates data). None of these data sets can be downloaded inside
 # this tutorial, so it first writes a small stand-in of each, in the exact published format (file names, columns,
 # coordinate conventions), from the synthetic images. Replace the stand-in folder by your own copy and the
 # commands stay the same.
@@ -267,7 +267,7 @@ print(siim_override.read_text())
 check = monai.bundle.ConfigParser()
 check.read_config([str(TRAIN_CONFIG), str(siim_override)])
 check.update({"bundle_root": str(workdir / "runs" / "check"), "dataset": "siim", "dataset_dir": str(siim_dir),
-              "generate_synthetic": False, "classes": ["Pneumothorax"], "image_size": [S["image_size"]] * 2,
+              "classes": ["Pneumothorax"], "image_size": [S["image_size"]] * 2,
               "adapter_kwargs": DATASETS["siim"]["adapter_kwargs"]})  # fmt: skip
 record = next(r for r in check.get_parsed_content("train_datalist") if r["label"][0] > 0)
 item = check.get_parsed_content("validate#preprocessing")(record)
@@ -284,12 +284,12 @@ assert (xs.min(), xs.max(), ys.min(), ys.max()) == (x0, x1 - 1, y0, y1 - 1), "ma
 # ## Train the bundle on each copy
 #
 # `monai.bundle.run(...)` is what `python -m monai.bundle run ...` calls: the same arguments, in this process. The
-# equivalent command line is printed before each run. With `--generate_synthetic false` the bundle reads
-# `dataset_dir` as it is. Each run trains, validates every epoch (ROC AUC, accuracy, saliency precision and
+# equivalent command line is printed before each run. The bundle reads `dataset_dir` as it is (data preparation
+# is a separate config). Each run trains, validates every epoch (ROC AUC, accuracy, saliency precision and
 # coverage, chance level), saves `models/model.pt` and overlay images, and logs to MLflow.
 
 # %%
-COMMON = {"generate_synthetic": False, "epochs": S["epochs"], "image_size": [S["image_size"]] * 2,
+COMMON = {"epochs": S["epochs"], "image_size": [S["image_size"]] * 2,
           "batch_size": S["batch_size"], "tracking_uri": TRACKING_URI}  # fmt: skip
 
 

@@ -53,9 +53,9 @@ CONFIGS = BUNDLE / "configs"
 workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="monai_explain_04_"))
 workdir.mkdir(parents=True, exist_ok=True)
 
-# The generator's arguments start from the bundle's own (`synthetic` in train.json), so that the bundle, given the
-# same arguments, finds the set already made. --quick: 10 + 2 volumes of 32 x 32 x 16 voxels of 2 x 2 x 4 mm.
-synthetic = monai.bundle.ConfigParser.load_config_file(CONFIGS / "train.json")["synthetic"]
+# The generator's arguments start from the bundle's own (`synthetic` in its data preparation config,
+# prepare_data.json), so that the set is the one the bundle's preparation would make. --quick: 10 + 2 volumes of 32 x 32 x 16 voxels of 2 x 2 x 4 mm.
+synthetic = monai.bundle.ConfigParser.load_config_file(CONFIGS / "prepare_data.json")["synthetic"]
 if args.quick:
     synthetic.update(n=10, n_test_shifted=2, shape=[32, 32, 16], spacing=[2.0, 2.0, 4.0])
     S = {"image_size": [24, 24, 16], "batch_size": 3, "epochs": 1, "faithfulness_steps": 4}
@@ -103,7 +103,7 @@ print("its NIfTI affine (RAS):\n", np.round(img.affine, 2))
 
 # %%
 TRACKING_URI = f"sqlite:///{workdir / 'mlruns.db'}"
-COMMON = {"dataset_dir": str(data_dir), "synthetic": synthetic, "image_size": S["image_size"],
+COMMON = {"dataset_dir": str(data_dir), "image_size": S["image_size"],
           "batch_size": S["batch_size"], "epochs": S["epochs"], "tracking_uri": TRACKING_URI}  # fmt: skip
 
 check = monai.bundle.ConfigParser()
@@ -178,5 +178,5 @@ flat = {f"{key}/{c}": m[c] for key, m in results.items() for c in columns if c i
 # repeats both over seeds and tests the differences on paired volumes, as tutorial 03 does in 2D. With `--quick` the
 # models saw one epoch of six tiny volumes, and the numbers only show that the 3D pipeline runs end to end.
 #
-# For a real LUNA16 copy: `--dataset_dir /data/LUNA16 --generate_synthetic false --image_ext .mhd` (with `itk`
+# For a real LUNA16 copy: `--dataset_dir /data/LUNA16 --image_ext .mhd` (with `itk`
 # installed), a larger `--image_size` and `--pixdim`; `bundles/ct_expl/docs/README.md` lists the knobs.

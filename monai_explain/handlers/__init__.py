@@ -11,7 +11,14 @@ from .alignment_metrics import (
     SaliencyPrecisionHandler,
 )
 from .best_metric import NaNSafeBestMetric, nan_safe_metric_cmp
-from .checkpointing import LAST_CHECKPOINT_PREFIX, attach_checkpointing, find_last_checkpoint
+from .checkpointing import (
+    LAST_CHECKPOINT_PREFIX,
+    BestModelSaver,
+    LastCheckpointLoader,
+    LastCheckpointSaver,
+    attach_checkpointing,
+    find_last_checkpoint,
+)
 from .epoch_seed import EpochSeedHandler
 from .explanation_loss import ExplanationLossHandler, default_saliency_target, loss_terms
 from .faithfulness import FaithfulnessHandler
@@ -19,22 +26,27 @@ from .lambda_schedules import ConstantLambda, LambdaSchedule, LinearWarmupLambda
 from .mlflow_tracking import ResilientMLFlowHandler
 from .overlay import SaliencyOverlayHandler, save_overlay_grid
 from .per_image_results import PER_IMAGE_COLUMNS, PER_IMAGE_FILE, PerImageResultsWriter, resolve_threshold
+from .progress import ProgressBarHandler
 from .saliency_output import SaliencyOutputHandler
 
 __all__ = [
     "LAST_CHECKPOINT_PREFIX",
     "PER_IMAGE_COLUMNS",
     "PER_IMAGE_FILE",
+    "BestModelSaver",
     "ChanceLevelHandler",
     "ConstantLambda",
     "EpochSeedHandler",
     "ExplanationLossHandler",
     "FaithfulnessHandler",
     "LambdaSchedule",
+    "LastCheckpointLoader",
+    "LastCheckpointSaver",
     "LinearWarmupLambda",
     "NaNSafeBestMetric",
     "PerImageResultsWriter",
     "PointingGameHandler",
+    "ProgressBarHandler",
     "ResilientMLFlowHandler",
     "SaliencyCoverageHandler",
     "SaliencyIoUHandler",

@@ -1,8 +1,15 @@
-"""Resumable training: MONAI's ``CheckpointSaver`` / ``CheckpointLoader`` wired for "continue from the last epoch".
+"""Resumable training as declared handlers: the last checkpoint, the best model, and resuming from them.
 
-The trainer's own state (epoch, iteration) is saved with the network and optimizer, so everything derived from it
-continues where it stopped: the lambda schedule (a function of the engine state), learning-rate schedules passed in
-``save_dict``, and the MLflow run (``MLFlowHandler`` continues the unfinished run of the same ``run_name``).
+- :class:`LastCheckpointSaver` (on the trainer) writes ``last_checkpoint_epoch=<N>.pt`` after every epoch (after
+  that epoch's validation): network, optimizer, the trainer's own state (epoch, iteration), the best-model
+  tracker and whatever else is in its ``save_dict`` (e.g. the MLflow run under ``"mlflow"``).
+- :class:`BestModelSaver` (on the evaluator) writes ``model.pt`` when the key metric beats the best so far; its
+  state (the best value and its epoch) travels in the last checkpoint, so that a resumed run compares with the
+  same best value as an uninterrupted one and writes the same ``model.pt``.
+- :class:`LastCheckpointLoader` (on the trainer) loads the newest last checkpoint when the run starts.
+
+Everything derived from the trainer state continues where it stopped: the lambda schedule (a function of the engine
+state), learning-rate schedules passed in ``save_dict``, the data order (``EpochSeedHandler``).
 
 A crash must never cost the last complete checkpoint. MONAI's ``CheckpointSaver`` cannot promise that: it writes
 through Ignite's ``DiskSaver(atomic=False)`` straight into the final file name, and Ignite's ``Checkpoint`` deletes
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import shutil
@@ -31,7 +39,14 @@ from monai.utils import IgniteInfo, min_version, optional_import
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 Checkpoint, _ = optional_import("ignite.handlers", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Checkpoint")
 
-__all__ = ["LAST_CHECKPOINT_PREFIX", "attach_checkpointing", "find_last_checkpoint"]
+__all__ = [
+    "LAST_CHECKPOINT_PREFIX",
+    "BestModelSaver",
+    "LastCheckpointLoader",
+    "LastCheckpointSaver",
+    "attach_checkpointing",
+    "find_last_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +73,14 @@ class _AtomicDiskSaver:
     errno, with the checkpoint's path and the free space in the message.
     """
 
-    def __init__(self, dirname: str | os.PathLike) -> None:
+    def __init__(self, dirname: str | os.PathLike, filename: str | None = None, what: str = "checkpoint") -> None:
         self.dirname = Path(dirname)
         self.dirname.mkdir(parents=True, exist_ok=True)
+        self.filename = filename  # a fixed file name instead of Ignite's (e.g. "model.pt")
+        self.what = what
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        filename = self.filename or filename
         path = self.dirname / filename
         fd, tmp = tempfile.mkstemp(dir=self.dirname, prefix=f".{filename}.", suffix=_PART_SUFFIX)
         try:
@@ -75,7 +93,7 @@ class _AtomicDiskSaver:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
             if isinstance(e, (OSError, RuntimeError)):
-                message = f"could not write the checkpoint {path} ({_free_space(self.dirname)})"
+                message = f"could not write the {self.what} {path} ({_free_space(self.dirname)})"
                 if isinstance(e, OSError) and e.errno is not None:
                     raise OSError(e.errno, f"{message}: {e.strerror or e}") from e
                 if isinstance(e, OSError):
@@ -92,7 +110,7 @@ class _AtomicDiskSaver:
                 os.close(dir_fd)
 
     def remove(self, filename: str) -> None:
-        (self.dirname / filename).unlink(missing_ok=True)
+        (self.dirname / (self.filename or filename)).unlink(missing_ok=True)
 
 
 def find_last_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
@@ -107,6 +125,182 @@ def find_last_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
     return str(max(found)[1]) if found else None
 
 
+def _present(objects: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries that are not None (a component disabled in the config, e.g. on ranks other than 0)."""
+    return {k: v for k, v in objects.items() if v is not None}
+
+
+class LastCheckpointSaver:
+    """Write ``last_checkpoint_epoch=<N>.pt`` atomically after every epoch and delete the older ones.
+
+    Declare it in ``train#handlers`` after the ``ValidationHandler``: Ignite runs handlers of one event in the order
+    they were attached, so the checkpoint of epoch N holds the best-model tracker as updated by epoch N's validation.
+    The engine it is attached to is saved under ``"trainer"``. Temporary files left by an interrupted write are
+    deleted (and counted in a warning) when it is attached.
+
+    Args:
+        save_dir: checkpoint folder (created).
+        save_dict: objects with ``state_dict()`` to save (network, optimizer, :class:`BestModelSaver`, lr scheduler,
+            MLflow handler, ...); None values (disabled components) are skipped.
+
+    Raises:
+        OSError: when a checkpoint cannot be written (e.g. ENOSPC), naming the file; the previous one is kept.
+        RuntimeError: when torch's writer fails (what it raises on a full disk), naming the file.
+
+    Example:
+        ``{"_target_": "monai_explain.handlers.LastCheckpointSaver", "save_dir": "@ckpt_dir",
+        "save_dict": "@checkpoint_objects"}`` in ``train#handlers``.
+    """
+
+    def __init__(self, save_dir: str | os.PathLike, save_dict: Mapping[str, Any]) -> None:
+        self.save_dir = Path(save_dir)
+        self.save_dict = _present(save_dict)
+        self.last_checkpoint: Path | None = None
+
+    def attach(self, engine: Any) -> None:
+        saver = _AtomicDiskSaver(self.save_dir)
+        leftovers = [p for p in self.save_dir.iterdir() if _PART.match(p.name)]
+        for p in leftovers:
+            p.unlink(missing_ok=True)
+        if leftovers:
+            logger.warning(f"removed {len(leftovers)} incomplete checkpoint file(s) left by an interrupted write")
+        # n_saved=None: Ignite's Checkpoint would delete the previous file before writing the new one; older last
+        # checkpoints are deleted in __call__, once the new one is complete on disk
+        self._checkpoint = Checkpoint(
+            {**self.save_dict, "trainer": engine},
+            saver,
+            filename_prefix=LAST_CHECKPOINT_PREFIX,
+            score_function=lambda e: e.state.epoch,
+            score_name="epoch",
+            n_saved=None,
+        )
+        if not engine.has_event_handler(self, Events.EPOCH_COMPLETED):
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Any) -> None:
+        self._checkpoint(engine)
+        newest = self.save_dir / self._checkpoint.last_checkpoint
+        for p in self.save_dir.iterdir():
+            if p != newest and _EPOCH.match(p.name):
+                p.unlink(missing_ok=True)
+        self.last_checkpoint = newest
+        logger.info(f"saved {newest}")
+
+
+class LastCheckpointLoader:
+    """When the run starts, load the newest ``last_checkpoint_epoch=<N>.pt`` of ``ckpt_dir`` (MONAI's
+    ``CheckpointLoader``), so that training continues after the last completed epoch.
+
+    The engine it is attached to is loaded from ``"trainer"``. Declare it with ``"_disabled_"`` bound to the
+    ``resume`` knob (``"$not monai_explain.utils.as_bool(@resume, 'resume')"``). With no checkpoint in ``ckpt_dir``
+    the run starts from scratch (with a warning).
+
+    Args:
+        ckpt_dir: checkpoint folder.
+        load_dict: the objects to restore, as in :class:`LastCheckpointSaver`'s ``save_dict``; None values skipped.
+        map_location: passed to ``torch.load``.
+    """
+
+    def __init__(self, ckpt_dir: str | os.PathLike, load_dict: Mapping[str, Any], map_location: Any = None) -> None:
+        self.ckpt_dir = Path(ckpt_dir)
+        self.load_dict = _present(load_dict)
+        self.map_location = map_location
+        self.loaded: str | None = None
+
+    def attach(self, engine: Any) -> None:
+        last = find_last_checkpoint(self.ckpt_dir)
+        if last is None:
+            logger.warning(f"resume requested but {self.ckpt_dir} holds no last checkpoint: training starts anew")
+            return
+        logger.info(f"resuming training from {last}")
+        CheckpointLoader(
+            load_path=last, load_dict={**self.load_dict, "trainer": engine}, map_location=self.map_location
+        ).attach(engine)
+        self.loaded = last
+
+
+class BestModelSaver:
+    """Write the best model (``model.pt``) atomically when the evaluator's key metric beats the best so far.
+
+    MONAI's ``CheckpointSaver(save_key_metric=True)`` deletes ``model.pt`` before it writes the new one (a crash or a
+    full disk in between leaves no best model or a truncated one) and forgets the best value when a run is resumed
+    (the resumed run then overwrites ``model.pt`` at its first validation). Here the file is replaced atomically
+    (temporary file, fsync, rename; errors name the file) and :meth:`state_dict` holds the best value and its epoch:
+    put this object in :class:`LastCheckpointSaver`'s ``save_dict`` and a resumed run writes the same ``model.pt``
+    as an uninterrupted one. A NaN key metric never counts as a new best (it is ranked below every number); the
+    first validation always writes ``model.pt``. On loading, the evaluator's ``state.best_metric`` and
+    ``state.best_metric_epoch`` are restored as well.
+
+    Args:
+        save_dir: folder of the best model (created).
+        save_dict: objects to save (network, decision threshold, ...); None values skipped. With a single entry
+            the file holds that object's ``state_dict()`` itself (as MONAI's ``CheckpointSaver`` writes it).
+        filename: the best model's file name.
+        key_metric_name: the metric to compare (default: the evaluator's key metric).
+
+    Example:
+        ``"validate#best_model_saver": {"_target_": "monai_explain.handlers.BestModelSaver", "save_dir":
+        "@ckpt_dir", "save_dict": {"model": "@network"}}``, listed in ``validate#handlers``.
+    """
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike,
+        save_dict: Mapping[str, Any],
+        filename: str = "model.pt",
+        key_metric_name: str | None = None,
+    ) -> None:
+        self.save_dir = Path(save_dir)
+        self.filename = filename
+        self.key_metric_name = key_metric_name
+        self._engine: Any = None
+        self._best_epoch = -1
+        self._checkpoint = Checkpoint(
+            _present(save_dict),
+            _AtomicDiskSaver(self.save_dir, filename=filename, what="best model"),
+            score_function=self._score,
+            score_name="key_metric",
+            n_saved=1,
+        )
+
+    def _score(self, engine: Any) -> float:
+        name = self.key_metric_name or engine.state.key_metric_name
+        value = float(engine.state.metrics[name])
+        if math.isnan(value):
+            logger.warning(f"key metric {name} is NaN at epoch {engine.state.epoch}: never counted as a new best")
+            return -math.inf
+        return value
+
+    def attach(self, engine: Any) -> None:
+        self._engine = engine
+        if not engine.has_event_handler(self, Events.EPOCH_COMPLETED):
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def _saved(self) -> list:
+        return list(self._checkpoint.state_dict()["_saved"])
+
+    def __call__(self, engine: Any) -> None:
+        before = self._saved()
+        self._checkpoint(engine)
+        if self._saved() != before:
+            self._best_epoch = engine.state.epoch
+            logger.info(f"saved the best model {self.save_dir / self.filename} (epoch {engine.state.epoch})")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best value so far and its epoch (``best_metric`` is None before the first validation)."""
+        saved = self._saved()
+        return {"best_metric": float(saved[0][0]) if saved else None, "best_metric_epoch": self._best_epoch}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        best, epoch = state_dict["best_metric"], int(state_dict["best_metric_epoch"])
+        self._checkpoint.load_state_dict({"_saved": [] if best is None else [(float(best), self.filename)]})
+        self._best_epoch = epoch
+        if self._engine is not None and best is not None:
+            self._engine.state.best_metric = float(best)
+            self._engine.state.best_metric_epoch = epoch
+
+
 def attach_checkpointing(
     trainer: Any,
     ckpt_dir: str | os.PathLike,
@@ -117,7 +311,8 @@ def attach_checkpointing(
 ) -> str | None:
     """Attach a per-epoch "last" checkpoint saver and, when one exists and ``resume``, a loader of it.
 
-    Call it before ``trainer.run()``. ``trainer`` is added to ``save_dict`` under ``"trainer"``.
+    The imperative form of :class:`LastCheckpointSaver` + :class:`LastCheckpointLoader` (bundles declare those in
+    ``train#handlers``). Call it before ``trainer.run()``. ``trainer`` is added to ``save_dict`` under ``"trainer"``.
 
     Args:
         trainer: the MONAI/Ignite trainer.
@@ -136,38 +331,10 @@ def attach_checkpointing(
         OSError: when a checkpoint cannot be written (e.g. ENOSPC), naming the file; the previous one is kept.
         RuntimeError: when torch's writer fails (what it raises on a full disk), naming the file.
     """
-    objects = dict(save_dict)
-    objects["trainer"] = trainer
     if save:
-        saver = _AtomicDiskSaver(ckpt_dir)
-        folder = saver.dirname
-        leftovers = [p for p in folder.iterdir() if _PART.match(p.name)]
-        for p in leftovers:
-            p.unlink(missing_ok=True)
-        if leftovers:
-            logger.warning(f"removed {len(leftovers)} incomplete checkpoint file(s) left by an interrupted write")
-        # n_saved=None: Ignite's Checkpoint would delete the previous file before writing the new one; older last
-        # checkpoints are deleted below, once the new one is complete on disk
-        checkpoint = Checkpoint(
-            objects,
-            saver,
-            filename_prefix=LAST_CHECKPOINT_PREFIX,
-            score_function=lambda engine: engine.state.epoch,
-            score_name="epoch",
-            n_saved=None,
-        )
-
-        def save_last(engine: Any) -> None:
-            checkpoint(engine)
-            newest = folder / checkpoint.last_checkpoint
-            for p in folder.iterdir():
-                if p != newest and _EPOCH.match(p.name):
-                    p.unlink(missing_ok=True)
-            logger.info(f"saved {newest}")
-
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, save_last)
-    last = find_last_checkpoint(ckpt_dir) if resume else None
-    if last is not None:
-        logger.info(f"resuming training from {last}")
-        CheckpointLoader(load_path=last, load_dict=objects, map_location=map_location).attach(trainer)
-    return last
+        LastCheckpointSaver(ckpt_dir, save_dict).attach(trainer)
+    if not resume:
+        return None
+    loader = LastCheckpointLoader(ckpt_dir, save_dict, map_location=map_location)
+    loader.attach(trainer)
+    return loader.loaded

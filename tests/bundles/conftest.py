@@ -11,11 +11,6 @@ CONFIGS = BUNDLE / "configs"
 
 # small enough for a CPU test, large enough that every split has positives and negatives
 TINY = {
-    "synthetic#n_train": 24,
-    "synthetic#n_val": 8,
-    "synthetic#n_test": 8,
-    "synthetic#n_test_shifted": 8,
-    "synthetic#image_size": 64,
     "image_size": [64, 64],
     "batch_size": 8,
 }

@@ -26,7 +26,6 @@ SYNTHETIC = {
     "seed": 0,
 }
 TINY = {
-    **{f"synthetic#{k}": v for k, v in SYNTHETIC.items()},
     "image_size": [32, 32, 16],
     "batch_size": 3,
     "epochs": 1,
@@ -35,11 +34,11 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def ct_dataset(tmp_path_factory) -> Path:
-    """The tiny set, generated once with the bundle's own generator arguments (the bundle then finds it made)."""
+    """The tiny set, generated once with the bundle's own generator arguments (those of prepare_data.json)."""
     from monai_explain.apps.synthetic import generate_synthetic_ct
 
     root = tmp_path_factory.mktemp("synthetic_ct")
-    defaults = ConfigParser.load_config_file(CONFIGS / "train.json")["synthetic"]
+    defaults = ConfigParser.load_config_file(CONFIGS / "prepare_data.json")["synthetic"]
     return generate_synthetic_ct(root, **{**defaults, **SYNTHETIC})
 
 
@@ -72,18 +71,28 @@ def trained(tmp_path_factory, ct_dataset) -> Path:
     return root
 
 
-def test_first_run_generates_the_set_then_reuses_it(tmp_path, ct_dataset):
-    data_dir = tmp_path / "data" / "synthetic_ct"
-    wf = _workflow(tmp_path, data_dir)
+def _prepare(bundle_root: Path) -> None:
+    wf = ConfigWorkflow(
+        config_file=str(CONFIGS / "prepare_data.json"), logging_file=False, workflow_type=None,
+        bundle_root=str(bundle_root), **{f"synthetic#{k}": v for k, v in SYNTHETIC.items()},
+    )  # fmt: skip
     wf.initialize()
-    assert Path(wf.parser.get_parsed_content("data_root")) == data_dir
+    wf.run()
+    wf.finalize()
+
+
+def test_prepare_data_generates_the_set_then_reuses_it(tmp_path, ct_dataset):
+    data_dir = tmp_path / "data" / "synthetic_ct"
+    _prepare(tmp_path)
     for name in ("annotations.csv", "splits.json", "manifest.json"):
         assert (data_dir / name).read_bytes() == (ct_dataset / name).read_bytes(), name
     stamps = {p: p.stat().st_mtime_ns for p in data_dir.rglob("*")}
-    again = _workflow(tmp_path, data_dir)
-    again.initialize()
-    again.parser.get_parsed_content("data_root")
+    _prepare(tmp_path)
     assert {p: p.stat().st_mtime_ns for p in data_dir.rglob("*")} == stamps, "the second run rewrites nothing"
+    train = _workflow(tmp_path, data_dir)
+    train.initialize()
+    assert Path(train.parser.get_parsed_content("dataset_dir")) == data_dir, "train.json reads what was prepared"
+    assert len(train.parser.get_parsed_content("train_datalist")) == 6
 
 
 def test_preprocessing_puts_the_mask_on_the_nodules(tmp_path, ct_dataset):
@@ -111,7 +120,11 @@ def test_train_config_outputs_and_mlflow(trained):
     last = sorted(p.name for p in models.glob("last_checkpoint_epoch=*.pt"))
     assert last == ["last_checkpoint_epoch=1.pt"]
     state = torch.load(models / last[0], weights_only=True)
-    assert set(state) == {"model", "optimizer", "trainer"}
+    assert (
+        {"model", "optimizer", "trainer", "best_model"}
+        <= set(state)
+        <= {"model", "optimizer", "trainer", "best_model", "mlflow"}
+    )
     assert "features.conv0.weight" in state["model"] and state["model"]["features.conv0.weight"].ndim == 5
     assert (trained / "eval" / "overlays" / "overlay_epoch_001.png").stat().st_size > 1000
 

@@ -45,7 +45,8 @@ def test_train_config_properties_outputs_and_mlflow(tmp_path, tiny_dataset, no_t
     last = list((tmp_path / "models").glob("last_checkpoint_epoch=*.pt"))
     assert [p.name for p in last] == ["last_checkpoint_epoch=1.pt"]
     state = torch.load(last[0], weights_only=True)
-    assert set(state) == {"model", "optimizer", "trainer"}
+    assert set(state) == {"model", "optimizer", "trainer", "best_model"} | ({"mlflow"} if "mlflow" in state else set())
+    assert state["best_model"]["best_metric_epoch"] == 1
     assert (tmp_path / "eval" / "overlays" / "overlay_epoch_001.png").stat().st_size > 1000
 
     client, runs = _mlflow_runs(tmp_path)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai.bundle import ConfigWorkflow
+from monai.bundle import ConfigParser, ConfigWorkflow
 
 from monai_explain.handlers.per_image_results import PER_IMAGE_FILE
 
@@ -44,6 +44,7 @@ BASELINE_DESIGN = "none"
 #: How the study drives a bundle: config files, the config ids it overrides (role -> id), the splits evaluated by
 #: default and the per-image file name. Override per bundle in metadata.json: ``{"monai_explain_study": {...}}``.
 BUNDLE_CONTRACT: dict[str, Any] = {
+    "prepare_config": None,
     "train_config": "train.json",
     "evaluate_config": "evaluate.json",
     "splits": ["test", "test_shifted"],
@@ -120,6 +121,24 @@ class Progress:
         return f"[{self.done}/{self.total}] {name}: {took}; {left} left, {eta if left else 'done'}"
 
 
+def prepare_data(bundle: Path, base: Mapping[str, Any], contract: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the bundle's data preparation config (contract ``"prepare_config"``, if any) with the overrides it knows;
+    return the overrides for training, without those only the preparation defines (e.g. ``synthetic#n_train``)."""
+    name = contract.get("prepare_config")
+    if not name:
+        return dict(base)
+    configs = bundle / "configs"
+    prep_ids = set(ConfigParser.load_config_file(configs / name))
+    only_prep = prep_ids - set(ConfigParser.load_config_file(configs / contract["train_config"]))
+    prep = ConfigWorkflow(
+        config_file=str(configs / name), workflow_type=None, **{k: v for k, v in base.items() if k.split("#")[0] in prep_ids}
+    )
+    prep.initialize()
+    prep.run()
+    prep.finalize()
+    return {k: v for k, v in base.items() if k.split("#")[0] not in only_prep}
+
+
 def run_setting(
     bundle: Path, setting: SweepSetting, out: Path, base: Mapping[str, Any], contract: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -175,7 +194,7 @@ def run_sweep(
     contract = bundle_contract(bundle)
     if splits:
         contract["splits"] = list(splits)
-    base = {"bundle_root": str(bundle), **(overrides or {})}
+    base = prepare_data(bundle, {"bundle_root": str(bundle), **(overrides or {})}, contract)
     settings = sweep_settings(designs, lambdas, seeds)
     progress = Progress(len(settings))
     logger.info(f"sweep: {len(settings)} runs x splits {contract['splits']} into {out}")

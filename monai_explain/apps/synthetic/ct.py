@@ -29,7 +29,14 @@ import numpy as np
 
 from monai_explain.apps.synthetic.ct_phantom import draw_chest_ct
 from monai_explain.apps.synthetic.cxr import SHORTCUT_CXR_SPLITS, exact_assignment
-from monai_explain.apps.synthetic.manifest import is_generated, read_listing, write_csv, write_manifest
+from monai_explain.apps.synthetic.manifest import (
+    check_generator_folder,
+    is_generated,
+    mark_generator_folder,
+    read_listing,
+    write_csv,
+    write_manifest,
+)
 from monai_explain.apps.synthetic.metaimage import metaimage_affine, write_metaimage
 from monai_explain.utils.extras import optional_import_extra
 
@@ -167,6 +174,7 @@ def generate_synthetic_ct(
     }  # fmt: skip
     root = Path(root)
     suffixes = {"mhd": (".mhd", ".raw"), "nifti": (".nii.gz",), "both": (".mhd", ".raw", ".nii.gz")}[fmt]
+    check_generator_folder(root)
     splits_path = root / "splits.json"
     listed = read_listing(splits_path, overwrite)
     fixed = ["annotations.csv", "splits.json", "volumes.csv", "truth_nodules.csv"]
@@ -176,6 +184,7 @@ def generate_synthetic_ct(
         return root
 
     start = time.perf_counter()
+    mark_generator_folder(root, _KIND)
     (root / "subset0").mkdir(parents=True, exist_ok=True)
     (root / "manifest.json").unlink(missing_ok=True)
     affine_lps = metaimage_affine(spacing, origin)
@@ -241,4 +250,3 @@ def generate_synthetic_ct(
         "wrote %d synthetic CT volumes to %s in %.1f s: %s", len(splits), root, time.perf_counter() - start, counts
     )
     return root
-

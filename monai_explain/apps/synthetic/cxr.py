@@ -32,7 +32,14 @@ import numpy as np
 
 from monai_explain.apps.synthetic.cxr_phantom import _as_size, draw_chest_xray
 from monai_explain.apps.synthetic.dicom_writer import write_xray_dicom
-from monai_explain.apps.synthetic.manifest import is_generated, read_listing, write_csv, write_manifest
+from monai_explain.apps.synthetic.manifest import (
+    check_generator_folder,
+    is_generated,
+    mark_generator_folder,
+    read_listing,
+    write_csv,
+    write_manifest,
+)
 
 __all__ = [
     "NO_FINDING",
@@ -211,7 +218,7 @@ def generate_shortcut_cxr(
         >>> root = generate_shortcut_cxr("/tmp/shortcut_cxr", n_train=8, n_val=4, n_test=4, n_test_shifted=4,
         ...                              image_size=64)
         >>> sorted(p.name for p in root.iterdir())[:3]
-        ['images.csv', 'manifest.json', 'splits.json']
+        ['.monai_explain_synthetic', 'images.csv', 'manifest.json']
 
         In a bundle config (``imports``: ``["$import monai_explain", "$import monai_explain.apps.synthetic"]``):
         ``"dataset_dir": "$monai_explain.apps.synthetic.generate_shortcut_cxr(@data_root)"``.
@@ -252,6 +259,7 @@ def generate_shortcut_cxr(
         "class_name": class_name, "class_id": class_id,
     }  # fmt: skip
     root = Path(root)
+    check_generator_folder(root)
     splits_path = root / "splits.json"
     listed = read_listing(splits_path, overwrite)
     fixed = ["train.csv", "splits.json", "images.csv", "truth_boxes.csv"]
@@ -260,6 +268,7 @@ def generate_shortcut_cxr(
         return root
 
     start = time.perf_counter()
+    mark_generator_folder(root, _KIND)
     (root / "train").mkdir(parents=True, exist_ok=True)
     (root / "manifest.json").unlink(missing_ok=True)  # an interrupted run must not look complete
     box_rows: list[list[str]] = []
@@ -356,7 +365,6 @@ def generate_shortcut_cxr(
         len(splits), root, time.perf_counter() - start, counts,
     )  # fmt: skip
     return root
-
 
 
 def load_splits(root: str | os.PathLike) -> dict[str, str]:

@@ -10,9 +10,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MANIFEST_NAME", "is_generated", "normalize_parameters", "read_listing", "write_csv", "write_manifest"]
+__all__ = [
+    "MANIFEST_NAME",
+    "OWNER_MARKER",
+    "check_generator_folder",
+    "is_generated",
+    "mark_generator_folder",
+    "normalize_parameters",
+    "read_listing",
+    "write_csv",
+    "write_manifest",
+]
 
 MANIFEST_NAME = "manifest.json"
+OWNER_MARKER = ".monai_explain_synthetic"  # written into a folder before a generator writes anything else there
+_GENERATOR_KINDS = ("shortcut_cxr", "synthetic_ct")  # manifests of sets generated before the marker existed
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +32,52 @@ logger = logging.getLogger(__name__)
 def normalize_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``parameters`` as JSON would give them back (tuples become lists, keys become strings)."""
     return json.loads(json.dumps(dict(parameters), sort_keys=True))
+
+
+def check_generator_folder(root: str | os.PathLike) -> None:
+    """Refuse to generate into a folder that holds files a generator did not create (e.g. the user's data set).
+
+    Accepted: a folder that does not exist yet, an empty one, or one holding :data:`OWNER_MARKER` (written by
+    :func:`mark_generator_folder` before an earlier generation wrote anything) or a generator's ``manifest.json``.
+
+    Args:
+        root: the data set folder a generator is about to write into.
+
+    Raises:
+        ValueError: ``root`` is not a folder, or holds other files (a few are named).
+    """
+    folder = Path(root)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ValueError(f"cannot generate synthetic data into {folder}: it is not a folder.")
+    if (folder / OWNER_MARKER).is_file():
+        return
+    manifest = folder / MANIFEST_NAME
+    if manifest.is_file():
+        try:
+            if json.loads(manifest.read_text()).get("kind") in _GENERATOR_KINDS:
+                return
+        except (json.JSONDecodeError, AttributeError, OSError):
+            pass
+    found = sorted(p.name for p in folder.iterdir())
+    if found:
+        shown = ", ".join(found[:5]) + (f", ... ({len(found)} entries)" if len(found) > 5 else "")
+        raise ValueError(
+            f"refusing to generate synthetic data into {folder}: it holds files the generator did not create "
+            f"({shown}) and no {OWNER_MARKER} marker of an earlier generation. Use an empty or new folder for "
+            "synthetic data; to train on the data already there, do not generate (bundles: skip the data "
+            "preparation step)."
+        )
+
+
+def mark_generator_folder(root: str | os.PathLike, kind: str) -> None:
+    """Create ``root`` and mark it as a generator's folder (:data:`OWNER_MARKER`), before anything else is written."""
+    folder = Path(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / OWNER_MARKER
+    if not marker.is_file():
+        marker.write_text(f"{kind}\n")
 
 
 def is_generated(

@@ -166,3 +166,14 @@ def test_deterministic_idempotent_and_formats(tmp_path, ct_set):
 def test_bad_input(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_synthetic_ct(tmp_path, **{**KW, **kwargs})
+
+
+def test_refuses_a_folder_holding_files_it_did_not_create(tmp_path):
+    user = tmp_path / "luna16"
+    (user / "subset0").mkdir(parents=True)
+    (user / "annotations.csv").write_text("seriesuid,coordX,coordY,coordZ,diameter_mm\n")
+    before = (user / "annotations.csv").read_bytes()
+    with pytest.raises(ValueError, match=r"refusing to generate synthetic data into .*luna16.*annotations\.csv"):
+        generate_synthetic_ct(user, overwrite=True, **KW)
+    assert (user / "annotations.csv").read_bytes() == before
+    assert sorted(p.name for p in user.iterdir()) == ["annotations.csv", "subset0"]

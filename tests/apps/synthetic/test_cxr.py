@@ -70,7 +70,8 @@ def test_jitter_box_noise_is_relative_to_the_box_side():
 def test_layout_and_csv_format(small_set):
     root = small_set
     assert sorted(p.name for p in root.iterdir()) == [
-        "images.csv", "manifest.json", "splits.json", "train", "train.csv", "truth_boxes.csv",
+        ".monai_explain_synthetic", "images.csv", "manifest.json", "splits.json", "train", "train.csv",
+        "truth_boxes.csv",
     ]  # fmt: skip
     lines = (root / "train.csv").read_text().splitlines()
     assert lines[0] == HEADER
@@ -321,3 +322,38 @@ def test_bundle_config_entry_point(tmp_path):
     assert parser.get_parsed_content("root") == tmp_path / "cfg"
     with open(parser.get_parsed_content("csv")) as f:
         assert f.readline().strip() == HEADER
+
+
+def test_refuses_a_folder_holding_files_it_did_not_create(tmp_path):
+    """The user's data set (VinDr layout: train.csv, train/*.dicom) is never written into."""
+    user = tmp_path / "vindr"
+    (user / "train").mkdir(parents=True)
+    (user / "train.csv").write_text("image_id,class_name\nabc,No finding\n")
+    (user / "train" / "abc.dicom").write_bytes(b"\x01\x02user data")
+    before = {p: p.read_bytes() for p in user.rglob("*") if p.is_file()}
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match=r"refusing to generate synthetic data into .*vindr.*train, train\.csv"):
+            generate_shortcut_cxr(user, overwrite=overwrite, **dict(SMALL, image_size=32))
+    assert {p: p.read_bytes() for p in user.rglob("*") if p.is_file()} == before, "nothing written or removed"
+    # a folder of the user's with a manifest.json of its own is no generator's folder either
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"kind": "mine"}')
+    with pytest.raises(ValueError, match="refusing to generate"):
+        generate_shortcut_cxr(other, **dict(SMALL, image_size=32))
+
+
+def test_generates_into_new_empty_or_own_folder(tmp_path):
+    kw = dict(SMALL, image_size=32)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    root = generate_shortcut_cxr(empty, **kw)
+    assert (root / ".monai_explain_synthetic").read_text() == "shortcut_cxr\n"
+    # its own folder: an interrupted generation (marker, no manifest yet) is regenerated, not refused
+    (root / "manifest.json").unlink()
+    generate_shortcut_cxr(root, **kw)
+    assert (root / "manifest.json").is_file()
+    # a set generated before the marker existed (manifest of a generator, no marker) is still its own
+    (root / ".monai_explain_synthetic").unlink()
+    generate_shortcut_cxr(root, overwrite=True, **dict(kw, seed=5))
+    assert json.loads((root / "manifest.json").read_text())["parameters"]["seed"] == 5

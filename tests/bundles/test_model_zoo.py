@@ -1,0 +1,103 @@
+"""Both bundles as MONAI model-zoo bundles: metadata valid against the schema (offline copy), ``inference.json``
+standalone (``verify_net_in_out`` and ``ckpt_export`` with it alone), ``bundle_root`` independent of the working
+directory, the declared handler layout the checkpoint objects refer to."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import torch
+from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_net_in_out
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLES = ["cxr_expl", "ct_expl"]
+SCHEMA = Path(__file__).with_name("meta_schema.json")
+
+
+def _configs(bundle: str) -> Path:
+    return REPO / "bundles" / bundle / "configs"
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_metadata_is_valid_against_the_model_zoo_schema(bundle):
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    meta = json.loads((_configs(bundle) / "metadata.json").read_text())
+    jsonschema.validate(meta, schema)
+    broken = {k: v for k, v in meta.items() if k != "network_data_format"}
+    with pytest.raises(jsonschema.ValidationError, match="network_data_format"):
+        jsonschema.validate(broken, schema)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_inference_config_alone_passes_verify_net_in_out_and_ckpt_export(bundle, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the repository: nothing may depend on the working directory
+    configs = _configs(bundle)
+    verify_net_in_out(
+        net_id="network_def", meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"),
+        device="cpu",
+    )  # fmt: skip
+    parser = ConfigParser()
+    parser.read_config(str(configs / "inference.json"))
+    torch.manual_seed(0)
+    net = parser.get_parsed_content("network_def").eval()
+    torch.save(net.state_dict(), tmp_path / "model.pt")
+    ckpt_export(
+        net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(tmp_path / "model.pt"),
+        meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"),
+    )  # fmt: skip
+    scripted = torch.jit.load(str(tmp_path / "model.ts"))
+    shape = json.loads((configs / "metadata.json").read_text())["network_data_format"]["inputs"]["image"]
+    x = torch.rand(1, shape["num_channels"], *shape["spatial_shape"], generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), net(x))
+
+
+def test_inference_config_alone_from_the_command_line(tmp_path):
+    """As a user types it, from a folder that is not the repository."""
+    configs = _configs("cxr_expl")
+    cmd = [sys.executable, "-m", "monai.bundle", "verify_net_in_out", "network_def", "--config_file",
+           str(configs / "inference.json"), "--meta_file", str(configs / "metadata.json")]  # fmt: skip
+    out = subprocess.run(cmd, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "data shape of network is verified with no error" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+@pytest.mark.parametrize("config", ["train.json", "inference.json", "prepare_data.json"])
+def test_bundle_root_is_the_bundle_folder_whatever_the_working_directory(bundle, config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = str(REPO / "bundles" / bundle)
+    # evaluated while the workflow runs (as `python -m monai.bundle run` does): run_id names the item to evaluate
+    wf = ConfigWorkflow(config_file=str(_configs(bundle) / config), logging_file=False, workflow_type=None,
+                        run_id="dataset_dir")  # fmt: skip
+    wf.initialize()
+    assert wf.run()[0].startswith(root + "/data/")
+    assert wf.parser.get_parsed_content("bundle_root") == root
+    given = ConfigWorkflow(config_file=str(_configs(bundle) / config), logging_file=False, workflow_type=None,
+                           run_id="bundle_root", bundle_root="/x/y")  # fmt: skip
+    given.initialize()
+    assert given.run() == ["/x/y"], "--bundle_root still wins"
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_checkpoint_objects_refer_to_the_declared_handlers(bundle):
+    parser = ConfigParser()
+    parser.read_config(str(_configs(bundle) / "train.json"))
+    assert parser["checkpoint_objects#best_model"] == "@validate#handlers#0"
+    assert parser["validate#handlers#0#_target_"] == "monai_explain.handlers.BestModelSaver"
+    assert "@train#handlers#1" in parser["checkpoint_objects#mlflow"]
+    assert parser["train#handlers#1#_target_"].endswith("MLFlowHandler")
+    targets = [h["_target_"] for h in parser["train#handlers"]]
+    assert targets.index("ValidationHandler") < targets.index("monai_explain.handlers.LastCheckpointSaver"), (
+        "the last checkpoint of epoch N holds the best-model state after epoch N's validation"
+    )
+    assert targets.index("monai_explain.handlers.LastCheckpointLoader") < targets.index(
+        parser["train#handlers#1#_target_"]
+    ), "the checkpoint (and the MLflow run id in it) is loaded before the tracker starts"
+    assert parser["run"] == ["$@train#trainer.run()"]
