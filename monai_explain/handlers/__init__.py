@@ -15,11 +15,15 @@ from .epoch_seed import EpochSeedHandler
 from .explanation_loss import ExplanationLossHandler, default_saliency_target, loss_terms
 from .faithfulness import FaithfulnessHandler
 from .lambda_schedules import ConstantLambda, LambdaSchedule, LinearWarmupLambda, StepLambda, get_lambda_schedule
-from .mlflow_tracking import ResilientMLFlowHandler
+from .mlflow_model import MLflowModelLogger
+from .mlflow_tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ResilientMLFlowHandler, training_run_id
+from .output_lock import OutputFolderLock
 from .overlay import SaliencyOverlayHandler, save_overlay_grid
 from .saliency_output import SaliencyOutputHandler
 
 __all__ = [
+    "EXPERIMENT_KIND",
+    "EXPERIMENT_KIND_TAG",
     "LAST_CHECKPOINT_PREFIX",
     "ChanceLevelHandler",
     "ConstantLambda",
@@ -28,6 +32,8 @@ __all__ = [
     "FaithfulnessHandler",
     "LambdaSchedule",
     "LinearWarmupLambda",
+    "MLflowModelLogger",
+    "OutputFolderLock",
     "PointingGameHandler",
     "ResilientMLFlowHandler",
     "SaliencyCoverageHandler",
@@ -42,4 +48,5 @@ __all__ = [
     "get_lambda_schedule",
     "loss_terms",
     "save_overlay_grid",
+    "training_run_id",
 ]
