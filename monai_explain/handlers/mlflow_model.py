@@ -25,7 +25,8 @@ class MLflowModelLogger:
     The weights logged are those of ``checkpoint`` when the file exists (the best model by the validation key
     metric, the one evaluation scores), else the network's current weights. The model is logged under the name
     ``name`` with a signature (input ``float32 (-1, C, *spatial)``, output the logits ``(-1, num_classes)``) and an
-    input example: ``input_example`` or, by default, the first image of the engine's last batch. It appears under
+    input example: ``input_example`` or, by default, the first two images of the engine's last batch (MLflow's
+    default ``pt2`` format, ``torch.export``, keeps a batch dimension dynamic only when the example has two or more). It appears under
     "Logged models" of the run and loads with ``mlflow.pytorch.load_model(f"runs:/{run_id}/{name}")`` (the classes
     of the network must be importable, e.g. ``monai``). ``pip_requirements`` are given (torch, monai) so that MLflow
     does not spend time inferring them. Failures are warnings: a model that cannot be logged never costs the run.
@@ -34,7 +35,7 @@ class MLflowModelLogger:
         tracking: the training's :class:`~monai_explain.handlers.ResilientMLFlowHandler` (its run receives the model).
         network: the trained network (a DDP wrapper is unwrapped).
         checkpoint: the best-model checkpoint to load into a copy of the network before logging, if it exists.
-        input_example: one input ``(1, C, *spatial)``; default the first image of the last batch.
+        input_example: an input batch ``(B, C, *spatial)``, B >= 2; default two images of the last batch.
         image_key: key of the images in the engine's batch.
         name: the model's name in MLflow.
     """
@@ -65,9 +66,16 @@ class MLflowModelLogger:
     def _example(self, engine: Any) -> np.ndarray:
         x = self.input_example
         if x is None:
-            x = engine.state.batch[self.image_key][:1]
+            batch = engine.state.batch
+            if isinstance(batch, (list, tuple)):  # MONAI decollates the batch after each iteration
+                x = torch.stack([torch.as_tensor(item[self.image_key]) for item in batch[:2]])
+            else:
+                x = batch[self.image_key][:2]
         x = x.as_tensor() if hasattr(x, "as_tensor") else x
-        return np.ascontiguousarray(torch.as_tensor(x).detach().float().cpu().numpy())
+        x = torch.as_tensor(x).detach().float().cpu()
+        if x.shape[0] == 1:  # MLflow exports a batch dimension of size 1 as static: give it two
+            x = torch.cat([x, x])
+        return np.ascontiguousarray(x.numpy())
 
     def _model(self) -> torch.nn.Module:
         net = self.network.module if isinstance(self.network, torch.nn.parallel.DistributedDataParallel) else self.network
@@ -99,13 +107,24 @@ class MLflowModelLogger:
         with torch.no_grad():
             output = model(torch.from_numpy(example)).float().numpy()
         signature = infer_signature(example, output)
-        # the fluent API files the logged model under the experiment of the active run: make the run active
+        # the fluent API files the logged model under the experiment of the active run: make the run active.
+        # MLflow's URI switch also writes MLFLOW_TRACKING_URI, which later handlers would follow: restore it.
+        env_uri = os.environ.get("MLFLOW_TRACKING_URI")
         nested = mlflow.active_run() is not None
-        with _use_tracking_uri(self.tracking.client.tracking_uri), mlflow.start_run(self.tracking.run_id, nested=nested):
-            return mlflow.pytorch.log_model(
-                model,
-                name=self.name,
-                signature=signature,
-                input_example=example,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"monai=={monai.__version__}"],
-            )
+        try:
+            with (
+                _use_tracking_uri(self.tracking.client.tracking_uri),
+                mlflow.start_run(self.tracking.run_id, nested=nested),
+            ):
+                return mlflow.pytorch.log_model(
+                    model,
+                    name=self.name,
+                    signature=signature,
+                    input_example=example,
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"monai=={monai.__version__}"],
+                )
+        finally:
+            if env_uri is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = env_uri
