@@ -78,7 +78,9 @@ class MLflowModelLogger:
         return np.ascontiguousarray(x.numpy())
 
     def _model(self) -> torch.nn.Module:
-        net = self.network.module if isinstance(self.network, torch.nn.parallel.DistributedDataParallel) else self.network
+        net = (
+            self.network.module if isinstance(self.network, torch.nn.parallel.DistributedDataParallel) else self.network
+        )
         model = copy.deepcopy(net).cpu().eval()
         if self.checkpoint is not None and os.path.isfile(self.checkpoint):
             state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
@@ -92,7 +94,7 @@ class MLflowModelLogger:
         try:
             self.model_info = self._log(engine)
             logger.info(f"MLflow: model logged to run {self.tracking.run_id} as {self.model_info.model_uri}")
-        except Exception as e:  # tracking trouble must not cost the training
+        except Exception as e:  # noqa: BLE001 (tracking trouble must not cost the training)
             logger.warning(f"could not log the model to MLflow run {self.tracking.run_id}: {type(e).__name__}: {e}")
 
     def _log(self, engine: Any) -> Any:

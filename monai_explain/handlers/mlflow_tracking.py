@@ -63,7 +63,7 @@ def _guarded(name: str):
                 return None
             try:
                 return method(self, *args, **kwargs)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 (any tracking failure is a warning)
                 self.failures += 1
                 self.disabled = self.disable_after is not None and self.failures >= self.disable_after
                 logger.warning(
@@ -371,7 +371,8 @@ class ResilientMLFlowHandler(MLFlowHandler):
             self.artifacts = tuple(self.artifacts) + tuple(adopted)
             logger.info(
                 "MLflow: a plain MLFlowHandler on this engine (e.g. from --tracking mlflow) is detached; this "
-                f"engine is tracked once, by ResilientMLFlowHandler (its artifacts {adopted} are logged here)"
+                "engine is tracked once, by ResilientMLFlowHandler"
+                + (f" (its artifacts {adopted} are logged in this run)" if adopted else "")
             )
 
     def _reset_epoch_values(self) -> None:

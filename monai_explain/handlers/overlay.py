@@ -305,7 +305,9 @@ class SaliencyOverlayHandler:
         # broadcast) waits for the other ranks. The saliency hooks sit on the same sub-modules.
         net = net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
         device = next(net.parameters()).device
-        batch = list_data_collate([{k: it[k] for k in (self.image_key, self.label_key, self.mask_key)} for it in self.items])
+        batch = list_data_collate(
+            [{k: it[k] for k in (self.image_key, self.label_key, self.mask_key)} for it in self.items]
+        )
         images = torch.as_tensor(batch[self.image_key]).to(device)
         labels = torch.as_tensor(batch[self.label_key]).to(device)
         masks = torch.as_tensor(batch[self.mask_key])
@@ -365,7 +367,7 @@ class SaliencyOverlayHandler:
             if getattr(handler, "cur_run", None) is None:
                 return
             handler.client.log_artifact(handler.cur_run.info.run_id, str(path), artifact_path="overlays")
-        except Exception as e:  # tracking trouble must not stop training
+        except Exception as e:  # noqa: BLE001 (tracking trouble must not stop training)
             logger.warning(f"could not log {path} to MLflow: {e}")
 
     def _to_tensorboard(self, path: Path, epoch: int) -> None:

@@ -68,7 +68,6 @@ def test_train_config_properties_outputs_and_mlflow(tmp_path, tiny_dataset, no_t
     # the best model is logged with signature and input example, and loads with mlflow.pytorch
     import mlflow.pytorch
     import numpy as np
-
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     with _use_tracking_uri(client.tracking_uri):  # restores the process's URI (and MLFLOW_TRACKING_URI) after

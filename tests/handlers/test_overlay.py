@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -33,14 +35,18 @@ def test_overlay_handler_draws_each_epoch_without_touching_mode_or_hooks(tmp_pat
     net = DenseNet(2, 1, 1, init_features=8, growth_rate=4, block_config=(2, 2)).train()
     g = torch.Generator().manual_seed(0)
     items = [
-        {"image": torch.rand(1, 32, 32, generator=g), "label": torch.tensor([float(i % 2)]), "mask": torch.zeros(1, 32, 32)}
+        {
+            "image": torch.rand(1, 32, 32, generator=g),
+            "label": torch.tensor([float(i % 2)]),
+            "mask": torch.zeros(1, 32, 32),
+        }
         for i in range(3)
     ]
     items[1]["mask"][0, 4:12, 8:16] = 1.0
     handler = SaliencyOverlayHandler(CAM(net), items, tmp_path, network=net)
 
     class _Engine:
-        class state:  # noqa: N801
+        class state:
             epoch = 3
 
     handler(_Engine())
@@ -81,12 +87,16 @@ def test_overlay_figure_reads_on_a_fixed_scale(tmp_path):
 
 def test_overlay_handler_texts_and_mlflow_upload(tmp_path, monkeypatch):
     """The handler passes label, probability, class and title to the figure and logs each PNG to the run."""
-    import monai_explain.handlers.overlay as overlay
+    from monai_explain.handlers import overlay
 
     net = DenseNet(2, 1, 1, init_features=8, growth_rate=4, block_config=(2, 2))
     g = torch.Generator().manual_seed(1)
     items = [
-        {"image": torch.rand(1, 32, 32, generator=g), "label": torch.tensor([float(i < 2)]), "mask": torch.zeros(1, 32, 32)}
+        {
+            "image": torch.rand(1, 32, 32, generator=g),
+            "label": torch.tensor([float(i < 2)]),
+            "mask": torch.zeros(1, 32, 32),
+        }
         for i in range(4)
     ]
     seen = {}
@@ -94,11 +104,11 @@ def test_overlay_handler_texts_and_mlflow_upload(tmp_path, monkeypatch):
     monkeypatch.setattr(overlay, "save_overlay_grid", lambda *a, **k: (seen.update(k), real(*a, **k))[1])
 
     class _Run:
-        class info:  # noqa: N801
+        class info:
             run_id = "abc"
 
     class _Client:
-        logged = []
+        logged: ClassVar[list] = []
 
         def log_artifact(self, run_id, path, artifact_path=None):
             self.logged.append((run_id, path, artifact_path))
@@ -112,7 +122,7 @@ def test_overlay_handler_texts_and_mlflow_upload(tmp_path, monkeypatch):
     )  # fmt: skip
 
     class _Engine:
-        class state:  # noqa: N801
+        class state:
             epoch = 2
 
     handler(_Engine())
