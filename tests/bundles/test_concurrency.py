@@ -38,7 +38,7 @@ def test_two_runs_in_parallel_share_one_mlflow_store(tmp_path, tiny_dataset):
         )
         for lr, extra in settings.items()
     }  # fmt: skip
-    logs = {lr: wait_ok(proc, tmp_path / f"lr{lr}.log") for lr, proc in procs.items()}
+    logs = {lr: wait_ok(proc, tmp_path / f"lr{lr}.log", timeout=900) for lr, proc in procs.items()}
     for lr, log in logs.items():
         assert "MLflow tracking failed" not in log, (lr, log[-3000:])
         assert (tmp_path / f"lr{lr}" / "models" / f"last_checkpoint_epoch={EPOCHS}.pt").is_file()
