@@ -326,6 +326,19 @@ class ResilientMLFlowHandler(MLFlowHandler):
             self.client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         self.experiment = experiment
 
+    def run_page(self) -> str:
+        """The run's page in the MLflow UI (for a local store: the path after the address of ``mlflow ui``).
+
+        MLflow 3.17 chooses between its GenAI and machine-learning views with a UI switch kept in the browser
+        (default GenAI); ``workflowType=machine_learning`` in the address opens the machine-learning view.
+        """
+        experiment = self.experiment.experiment_id if self.experiment is not None else "?"
+        page = f"#/experiments/{experiment}/runs/{self.run_id}?workflowType=machine_learning"
+        uri = str(getattr(self.client, "tracking_uri", "") or "")
+        if uri.startswith(("http://", "https://")):
+            return f"{uri.rstrip('/')}/{page}"
+        return f"{page} (run `mlflow ui --backend-store-uri {uri}` and open this on its address)"
+
     # --------------------------------------------------------------------------------------------- engine events
     def attach(self, engine: Any) -> None:
         if self.disabled:  # the store could not be opened, or not rank 0: nothing to track
@@ -414,6 +427,7 @@ class ResilientMLFlowHandler(MLFlowHandler):
         try:
             if self.cur_run is not None and self.owns_run:
                 self.client.set_terminated(self.cur_run.info.run_id, self.run_finish_status)
+                logger.info(f"MLflow run page: {self.run_page()}")
         finally:
             self.cur_run = None
             self._dispose_sqlite_store()

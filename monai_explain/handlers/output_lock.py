@@ -77,7 +77,9 @@ class OutputFolderLock:
 
         for folder in self.folders:
             path = str(_lock_path(folder))
-            if path in _HELD:  # this process holds it already
+            if path in _HELD:  # this process holds it already (e.g. a training that crashed): take it over
+                if path not in self.held:
+                    self.held.append(path)
                 continue
             f = open(path, "a+")  # noqa: SIM115 (kept open while the lock is held)
             try:

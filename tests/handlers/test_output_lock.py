@@ -53,8 +53,13 @@ def test_second_training_on_the_same_folder_is_refused_until_the_first_ends(tmp_
 def test_same_process_may_take_its_own_lock_again(tmp_path):
     """A training that crashed in a notebook keeps its lock; resuming it in the same process works."""
     first = OutputFolderLock([tmp_path])
-    first.acquire()
+    first.acquire()  # never released: its training crashed
     second = OutputFolderLock([tmp_path])
     second.acquire()
-    first.release()
-    assert second.held == []
+    assert second.held == first.held
+    second.release()  # the resumed training completes: the folder is free for other processes
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=OutputFolderLock([tmp_path]).acquire)
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0, "another process can take the folder"
