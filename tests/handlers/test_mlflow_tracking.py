@@ -255,3 +255,24 @@ def test_local_store_records_metrics(uri, tmp_path):
 def test_run_id_and_run_of_are_exclusive(uri, tmp_path):
     with pytest.raises(ValueError, match="run_id or run_of"):
         _handler(uri, run_id="abc", run_of=object())
+
+
+def test_only_rank_0_tracks(tmp_path, monkeypatch):
+    """On other ranks of a distributed run the handler is inert: no store opened, nothing attached."""
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    db = tmp_path / "rank1" / "mlruns.db"
+    handler = ResilientMLFlowHandler(tracking_uri=f"sqlite:///{db}", experiment_name="x")
+    engine = _engine()
+    handler.attach(engine)
+    engine.run([1.0], max_epochs=1)
+    assert handler.disabled and handler.state_dict() == {"run_id": None} and not db.exists()
+
+
+def test_run_page_opens_the_machine_learning_view(uri):
+    handler = _handler(uri, run_name="r", close_on_complete=True)
+    engine = _engine()
+    handler.attach(engine)
+    engine.run([1.0], max_epochs=1)
+    page = handler.run_page()
+    assert f"/runs/{handler.run_id}?workflowType=machine_learning" in page and "mlflow ui --backend-store-uri" in page
