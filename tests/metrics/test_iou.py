@@ -286,3 +286,21 @@ def test_fill_contours_needs_otsu():
         compute_saliency_iou(torch.rand(1, 1, 4, 4), torch.ones(1, 1, 4, 4), binarize="topk", fill_contours=True)
     metric = SaliencyIoU(fill_contours=True)
     assert metric.fill_contours and metric(y_pred=torch.rand(2, 1, 6, 6), y=torch.ones(2, 1, 6, 6)).shape == (2, 1)
+
+
+def test_iou_upsamples_the_map_as_chexlocalize():
+    """A coarse map scored against a full-size mask: upsampled bilinearly (align_corners=False) as their pkl_to_mask."""
+    rng = np.random.default_rng(9)
+    coarse = np.maximum(rng.normal(0.3, 0.4, (12, 1, 7, 7)), 0).astype(np.float32)
+    coarse[:, :, 2:4, 3:5] += 1.0
+    masks = np.zeros((12, 1, 56, 56), dtype=np.float32)
+    masks[:, :, 14:36, 20:44] = 1.0
+    ours = compute_saliency_iou(
+        torch.from_numpy(coarse), torch.from_numpy(masks), fill_contours=True, empty_prediction="nan"
+    ).numpy()[:, 0]
+    full = torch.nn.functional.interpolate(
+        torch.from_numpy(coarse), size=(56, 56), mode="bilinear", align_corners=False
+    ).numpy()
+    for i in range(coarse.shape[0]):
+        region = contour_fill_reference(chexlocalize_otsu_region(full[i, 0]))
+        assert ours[i] == pytest.approx(chexlocalize_iou(region, masks[i, 0] > 0.5), abs=1e-6), i
