@@ -15,6 +15,7 @@ from .binarize import (
     DEFAULT_TOPK_FRACTION,
     BinarizeMethod,
     binarize_saliency,
+    fill_regions,
     otsu_threshold,
 )
 from .chance import ChanceLevel, compute_chance_level
@@ -65,6 +66,7 @@ __all__ = [
     "compute_saliency_coverage",
     "compute_saliency_iou",
     "compute_saliency_precision",
+    "fill_regions",
     "instance_masks",
     "otsu_threshold",
     "prepare_saliency_and_mask",

@@ -6,7 +6,15 @@ import torch
 from monai.utils import MetricReduction, StrEnum, look_up_option
 
 from .base import SaliencyAlignmentMetric
-from .binarize import DEFAULT_NUM_BINS, DEFAULT_THRESHOLD, DEFAULT_TOPK_FRACTION, BinarizeMethod
+from .binarize import (
+    DEFAULT_NUM_BINS,
+    DEFAULT_THRESHOLD,
+    DEFAULT_TOPK_FRACTION,
+    BinarizeMethod,
+    binarize_saliency,
+    count_true,
+    fill_regions,
+)
 from .utils import alignment_counts, prepare_saliency_and_mask, safe_ratio
 
 __all__ = ["EmptyPrediction", "SaliencyIoU", "compute_saliency_iou"]
@@ -34,16 +42,19 @@ def compute_saliency_iou(
     num_bins: int = DEFAULT_NUM_BINS,
     mask_threshold: float = 0.5,
     empty_prediction: EmptyPrediction | str = EmptyPrediction.ZERO,
+    fill_contours: bool = False,
 ) -> torch.Tensor:
     """``|P and G| / |P or G|`` per sample and channel, ``P`` the binarised saliency, ``G`` the annotation.
 
     The default follows CheXlocalize's ``cam_to_segmentation``: the heatmap is resampled to the mask's grid
     (bilinear), min-max normalised, made an 8-bit image with ``np.uint8(255 * x)`` (``floor(255 x)``, not
     ``floor(256 x)``) and binarised by Otsu's method as ``cv2.threshold(..., cv2.THRESH_OTSU)`` does (pixels strictly
-    above the threshold level; the first best split on ties). The region is identical to theirs before their last
-    step, which fills the external contours of the Otsu region (holes inside a region become foreground, and
-    one-pixel regions are dropped); that step is not done here. An empty annotation gives NaN (counted out by
-    ``not_nans``). A map selecting nothing (a constant map under Otsu) scores 0 by default, NaN with
+    above the threshold level; the first best split on ties). CheXlocalize's last step draws the contours of that
+    region as filled polygons (holes become foreground, one-pixel regions are dropped): ``fill_contours=True`` does
+    it too (:func:`~monai_explain.metrics.binarize.fill_regions`, on the host), giving exactly their segmentation;
+    the default leaves the Otsu region as it is (the region the coverage / precision metrics use, on any device).
+    For CheXlocalize's numbers use ``fill_contours=True, empty_prediction="nan"`` on the map upsampled to the image
+    size. An empty annotation gives NaN (counted out by ``not_nans``). A map selecting nothing (a constant map under Otsu) scores 0 by default, NaN with
     ``empty_prediction="nan"`` (CheXlocalize's convention): see :class:`EmptyPrediction`. The other ``binarize``
     methods are available too (top-k ties share the budget as in the other metrics).
 
@@ -56,6 +67,8 @@ def compute_saliency_iou(
         num_bins: Otsu histogram bins.
         mask_threshold: a pixel is annotated where ``mask > mask_threshold``.
         empty_prediction: ``"zero"`` (default) or ``"nan"`` (CheXlocalize) for an empty binarised map.
+        fill_contours: fill the holes of the Otsu region and drop its one-pixel parts, as CheXlocalize does (only
+            with ``binarize="otsu"``).
 
     Returns:
         ``(B, C)`` float tensor.
@@ -70,13 +83,26 @@ def compute_saliency_iou(
         0.6667
     """
     empty_prediction = look_up_option(empty_prediction, EmptyPrediction)
+    binarize = look_up_option(binarize, BinarizeMethod)
+    if fill_contours and binarize != BinarizeMethod.OTSU:
+        raise ValueError(
+            f"fill_contours is CheXlocalize's step after Otsu: use binarize='otsu', got {binarize.value!r}."
+        )
     s, a = prepare_saliency_and_mask(saliency, mask, mask_threshold)
-    counts = alignment_counts(s, a, binarize=binarize, fraction=fraction, threshold=threshold, num_bins=num_bins)
-    union = counts.selected + counts.annotated - counts.intersection
-    undefined = counts.annotated == 0
+    if fill_contours:
+        b, c = s.shape[:2]
+        chosen = fill_regions(binarize_saliency(s, BinarizeMethod.OTSU, num_bins=num_bins)).reshape(b * c, -1)
+        ann = a.reshape(b * c, -1)
+        intersection, selected = count_true(chosen & ann).view(b, c), count_true(chosen).view(b, c)
+        annotated = count_true(ann).view(b, c)
+    else:
+        counts = alignment_counts(s, a, binarize=binarize, fraction=fraction, threshold=threshold, num_bins=num_bins)
+        intersection, selected, annotated = counts.intersection, counts.selected, counts.annotated
+    union = selected + annotated - intersection
+    undefined = annotated == 0
     if empty_prediction == EmptyPrediction.NAN:
-        undefined = undefined | (counts.selected == 0)
-    return safe_ratio(counts.intersection, union, undefined)
+        undefined = undefined | (selected == 0)
+    return safe_ratio(intersection, union, undefined)
 
 
 class SaliencyIoU(SaliencyAlignmentMetric):
@@ -93,6 +119,7 @@ class SaliencyIoU(SaliencyAlignmentMetric):
         mask_threshold: a pixel is annotated where ``mask > mask_threshold``.
         empty_prediction: ``"zero"`` (default) or ``"nan"`` (CheXlocalize's convention) for an empty binarised map;
             see :class:`EmptyPrediction`.
+        fill_contours: CheXlocalize's contour filling of the Otsu region (see :func:`compute_saliency_iou`).
         reduction: a :class:`monai.utils.MetricReduction` value.
         get_not_nans: whether :meth:`aggregate` also returns the count of non-NaN values.
     """
@@ -107,10 +134,12 @@ class SaliencyIoU(SaliencyAlignmentMetric):
         reduction: MetricReduction | str = MetricReduction.MEAN,
         get_not_nans: bool = False,
         empty_prediction: EmptyPrediction | str = EmptyPrediction.ZERO,
+        fill_contours: bool = False,
     ) -> None:
         super().__init__(reduction=reduction, get_not_nans=get_not_nans)
         self.binarize = look_up_option(binarize, BinarizeMethod)
         self.empty_prediction = look_up_option(empty_prediction, EmptyPrediction)
+        self.fill_contours = bool(fill_contours)
         self.fraction = fraction
         self.threshold = threshold
         self.num_bins = num_bins
@@ -128,4 +157,5 @@ class SaliencyIoU(SaliencyAlignmentMetric):
             num_bins=self.num_bins,
             mask_threshold=self.mask_threshold,
             empty_prediction=self.empty_prediction,
+            fill_contours=self.fill_contours,
         )
