@@ -59,7 +59,7 @@ def test_sweep_runs_the_bundle_and_reports(tmp_path, tiny_dataset, monkeypatch, 
     printed = capsys.readouterr().out
     assert "[1/2] none_lambda0_seed0" in printed and "[2/2] energy_lambda1_seed0" in printed and "done" in printed
     report = out / "report"
-    for name in ("per_image.csv", "runs.csv", "summary.csv", "stats.csv", "pareto.csv", "summary.md"):
+    for name in ("per_image.csv", "runs.csv", "summary.csv", "stats.csv", "pareto.csv", "summary.md", "gallery.png"):
         assert (report / name).is_file(), name
     table = pd.read_csv(report / "per_image.csv")
     assert set(table["split"]) == {"test", "test_shifted"} and len(table) == 2 * 2 * 8
