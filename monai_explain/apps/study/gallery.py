@@ -68,7 +68,7 @@ def saliency_gallery(
         p = _parser(configs, {**overrides, ids["split"]: split})
         net = p.get_parsed_content(ids["network"]).cpu()
         state = torch.load(Path(overrides[ids["ckpt_dir"]]) / "model.pt", map_location="cpu", weights_only=True)
-        net.load_state_dict(state["model"] if "model" in state else state)  # a bare state dict or {"model", ...}
+        net.load_state_dict(state.get("model", state))  # a bare state dict, or {"model": ..., "threshold": ...}
         method = p.get_parsed_content(ids["saliency_method"])
         with eval_mode(net), torch.no_grad():
             target = saliency_target(labels.squeeze(1) if labels.shape[1] == 1 else labels, net(images))

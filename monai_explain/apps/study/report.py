@@ -109,19 +109,15 @@ def write_report(
     front = pareto(summary, (split, cls, pareto_axes[0]), (split, cls, pareto_axes[1]))
     front.to_csv(out / "pareto.csv", index=False)
     if front[["x", "y"]].notna().all(axis=1).any():
-        plot_pareto(front.to_dict("records"), out / "pareto.png", "x", "y", xlabel=f"{split} {pareto_axes[0]}",
-                    ylabel=f"{split} {pareto_axes[1]}")  # fmt: skip
+        plot_pareto(front, out / "pareto.png", f"{split} {pareto_axes[0]}", f"{split} {pareto_axes[1]}")
     for (sp, c, m), g in summary[summary["metric"].isin(headline_metrics)].groupby(["split", "class", "metric"]):
-        if g["mean"].notna().any():
-            name = f"{sp}_{m}" if c == cls or c == MACRO else f"{sp}_{c}_{m}"
-            rows = g.rename(columns={"mean": f"{m}_mean", "ci_low": f"{m}_ci_low", "ci_high": f"{m}_ci_high"})
-            plot_tradeoff(
-                rows.to_dict("records"), m, out / f"tradeoff_{name.replace('/', '-')}.png", title=f"{sp} {c}: {m}"
-            )
-    wil = stats[stats["test"] == "wilcoxon"] if not stats.empty else stats
-    if not wil.empty:
-        forest = wil[wil["class"] == cls].assign(metric=lambda t: t["split"] + " " + t["metric"])
-        plot_paired_differences(forest.to_dict("records"), out / "paired_differences.png")
+        if g["mean"].notna().any() and c in (cls, MACRO):
+            plot_tradeoff(g, out / f"tradeoff_{sp}_{m}.png", m, f"{sp} {c}: {m} vs lambda")
+    if not stats.empty and (stats["test"] == "wilcoxon").any():
+        forest = stats[(stats["test"] == "wilcoxon") & (stats["class"] == cls)]
+        plot_paired_differences(
+            forest.assign(metric=forest["split"] + " " + forest["metric"]), out / "paired_differences.png"
+        )
 
     level = f"{confidence:.0%}"
     n_runs = df[["design", "lambda", "seed"]].drop_duplicates().shape[0]

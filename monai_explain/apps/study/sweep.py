@@ -50,22 +50,11 @@ BUNDLE_CONTRACT: dict[str, Any] = {
     "splits": ["test", "test_shifted"],
     "per_image_file": PER_IMAGE_FILE,
     "design_when_lambda0": "energy",
-    "ids": {
-        "design": "loss_design",
-        "lambda": "lambda",
-        "seed": "seed",
-        "ckpt_dir": "ckpt_dir",
-        "output_dir": "output_dir",
-        "split": "test_split",
-        "eval_dir": "eval_dir",
-        "tracking_uri": "tracking_uri",
-        "experiment_name": "experiment_name",
-        "run_name": "run_name",
-        "dataset": "validate#dataset",
-        "network": "network",
-        "saliency_method": "validate#saliency_method",
-    },
-}
+    "ids": {"design": "loss_design", "lambda": "lambda", "seed": "seed", "ckpt_dir": "ckpt_dir",
+            "output_dir": "output_dir", "split": "test_split", "eval_dir": "eval_dir", "tracking_uri": "tracking_uri",
+            "experiment_name": "experiment_name", "run_name": "run_name", "dataset": "validate#dataset",
+            "network": "network", "saliency_method": "validate#saliency_method"},
+}  # fmt: skip
 
 
 def bundle_contract(bundle: str | os.PathLike) -> dict[str, Any]:
@@ -98,12 +87,8 @@ def sweep_settings(designs: Sequence[str], lambdas: Sequence[float], seeds: Sequ
     for seed in seeds:
         if 0 in lambdas:
             out.append(SweepSetting(design=BASELINE_DESIGN, **{"lambda": 0.0}, seed=int(seed)))
-        out += [
-            SweepSetting(design=d, **{"lambda": float(lam)}, seed=int(seed))
-            for d in designs
-            for lam in lambdas
-            if lam > 0
-        ]
+        out += [SweepSetting(design=d, **{"lambda": float(lam)}, seed=int(seed)) for d in designs for lam in lambdas
+                if lam > 0]  # fmt: skip
     return out
 
 
