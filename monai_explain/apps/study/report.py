@@ -49,14 +49,11 @@ def _ci(r: pd.Series, mean: str = "mean") -> str:
 
 
 def _headline(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    s = summary[summary["metric"].isin(metrics)].copy()
-    one_class = s.groupby("split")["class"].nunique().max() == 1
-    s["column"] = [
-        f"{sp} {m}" if one_class else f"{sp} {c} {m}" for sp, c, m in zip(s["split"], s["class"], s["metric"])
-    ]
-    s["cell"] = s.apply(_ci, axis=1)
-    s = s.dropna(subset=["mean"])
-    return s.pivot_table(index=["setting"], columns="column", values="cell", aggfunc="first", sort=False).reset_index()
+    """One row per setting, split and class; one column per headline metric (mean [CI])."""
+    s = summary[summary["metric"].isin(metrics)].dropna(subset=["mean"])
+    s = s.assign(cell=s.apply(_ci, axis=1))
+    wide = s.pivot_table(index=["split", "class", "setting"], columns="metric", values="cell", aggfunc="first")
+    return wide[[m for m in metrics if m in wide.columns]].reset_index()
 
 
 def write_report(
