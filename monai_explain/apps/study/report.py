@@ -36,8 +36,14 @@ HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "auc", "sa
 
 
 def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
-    """A DataFrame as a Markdown table (numbers rounded; NaN as ``n/a``), without the ``tabulate`` package."""
-    cells = df.map(lambda v: "n/a" if pd.isna(v) else f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+    """A DataFrame as a Markdown table (numbers rounded, counts as integers, NaN as ``n/a``), without ``tabulate``."""
+
+    def cell(v: object, count: bool) -> str:
+        if pd.isna(v):
+            return "n/a"
+        return f"{v:.0f}" if count else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+    cells = df.apply(lambda col: col.map(lambda v: cell(v, col.name == "seed" or str(col.name).startswith("n_"))))
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells.to_numpy().tolist()])
 
