@@ -1,5 +1,5 @@
-"""PNG figures of a study (matplotlib, Agg backend): trade-off curves, accuracy-vs-alignment scatter with the Pareto
-front, forest plot of paired differences, saliency gallery of several settings on the same images."""
+"""PNG figures of a study (matplotlib, Agg backend), drawn from the study's DataFrames: metric vs lambda, the
+accuracy-vs-alignment Pareto front, a forest plot of paired differences, and a saliency gallery."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .compare import dominance_counts
+from monai_explain.utils.extras import optional_import_extra
+
+pd, _ = optional_import_extra("pandas", "study")
 
 __all__ = ["plot_paired_differences", "plot_pareto", "plot_saliency_gallery", "plot_tradeoff"]
 
@@ -19,8 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def _pyplot():
-    import matplotlib
-
+    matplotlib, _ = optional_import_extra("matplotlib", "study")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
@@ -40,189 +41,114 @@ def _save(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
     return path
 
 
-def _num(v: Any) -> float:
-    return float("nan") if v is None or v == "" else float(v)
-
-
-def _check_keys(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], what: str) -> None:
-    if len(rows) == 0:
+def _check(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    if df.empty:
         raise ValueError(f"{what}: no rows to plot.")
-    for i, r in enumerate(rows):
-        missing = [k for k in keys if k not in r]
-        if missing:
-            raise KeyError(f"{what}: row #{i} ({r.get('setting', '?')}) lacks {missing}.")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"{what}: the table lacks the column(s) {missing}.")
 
 
-def plot_tradeoff(
-    summary: Sequence[Mapping[str, Any]],
-    metric: str,
-    path: str | os.PathLike,
-    ylabel: str | None = None,
-    title: str | None = None,
-) -> Path:
-    """Metric vs λ, one line per design, error bars = the CI over seeds, the λ = 0 baseline as a dashed line.
+def plot_tradeoff(summary: pd.DataFrame, path: str | os.PathLike, ylabel: str = "", title: str = "") -> Path:
+    """One metric vs lambda, one line per design, error bars = the CI over seeds, lambda = 0 as a dashed line.
 
-    The x axis is symmetric-log (linear below the smallest positive λ), so λ = 0 is shown next to λ values
-    spanning decades. The baseline line is the mean of the λ = 0 rows' means, with its CI band when there is a
-    single λ = 0 row; a design with its own λ = 0 row also has that point on its line.
+    The x axis is symmetric-log (linear below the smallest positive lambda), so lambda = 0 sits next to values
+    spanning decades; the baseline line is the mean of the lambda = 0 rows, with their CI band when there is one.
 
     Args:
-        summary: per-setting rows with ``design``, ``lambda``, ``<metric>_mean`` and optional
-            ``<metric>_ci_low`` / ``<metric>_ci_high`` (:func:`~monai_explain.apps.study.comparisons.summarize_runs`).
-        metric: the metric to plot.
-        path: the PNG file.
-        ylabel: y label (default the metric name).
-        title: figure title.
-
-    Returns:
-        The path written.
+        summary: rows of one (split, class, metric) of :func:`~monai_explain.apps.study.compare.summarize`:
+            ``design, lambda, mean, ci_low, ci_high``.
+        path: the PNG file. ylabel: y label. title: figure title.
 
     Raises:
-        ValueError: no rows. KeyError: a row without ``design``, ``lambda`` or ``<metric>_mean``.
+        ValueError: no rows. KeyError: a missing column.
     """
-    _check_keys(summary, ("design", "lambda", f"{metric}_mean"), "plot_tradeoff")
+    _check(summary, ("design", "lambda", "mean", "ci_low", "ci_high"), "plot_tradeoff")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    lambdas = sorted({_num(r["lambda"]) for r in summary})
-    positive = [v for v in lambdas if v > 0]
-    base_rows = [r for r in summary if _num(r["lambda"]) == 0]
-    designs = sorted({str(r["design"]) for r in summary if _num(r["lambda"]) > 0})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, design in enumerate(designs):
-        rows = sorted((r for r in summary if str(r["design"]) == design), key=lambda r: _num(r["lambda"]))
-        x = np.array([_num(r["lambda"]) for r in rows])
-        y = np.array([_num(r[f"{metric}_mean"]) for r in rows])
-        lo = np.array([_num(r.get(f"{metric}_ci_low")) for r in rows])
-        hi = np.array([_num(r.get(f"{metric}_ci_high")) for r in rows])
-        yerr = np.nan_to_num(np.vstack([y - lo, hi - y]), nan=0.0)
-        ax.errorbar(x, y, yerr=yerr, marker="o", ms=4, capsize=3, color=colors[i % len(colors)], label=design)
-    base_means = [_num(r[f"{metric}_mean"]) for r in base_rows if np.isfinite(_num(r[f"{metric}_mean"]))]
-    if base_means:
-        b = float(np.mean(base_means))
-        ax.axhline(b, color="0.3", ls="--", lw=1.0, label="lambda=0 baseline")
-        if len(base_rows) == 1:
-            lo, hi = _num(base_rows[0].get(f"{metric}_ci_low")), _num(base_rows[0].get(f"{metric}_ci_high"))
-            if np.isfinite(lo) and np.isfinite(hi):
-                ax.axhspan(lo, hi, color="0.5", alpha=0.15, lw=0)
-    if positive:
-        ax.set_xscale("symlog", linthresh=min(positive), linscale=0.5)
-    ax.set_xticks(lambdas)
-    ax.set_xticklabels([f"{v:g}" for v in lambdas], fontsize=8)
-    ax.set_xlabel("lambda (symlog)")
-    ax.set_ylabel(ylabel or metric)
-    if title:
-        ax.set_title(title)
+    for design, g in summary[summary["lambda"] > 0].sort_values("lambda").groupby("design"):
+        err = np.nan_to_num(np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]), nan=0.0)
+        ax.errorbar(g["lambda"], g["mean"], yerr=err, marker="o", ms=4, capsize=3, label=design)
+    base = summary[(summary["lambda"] == 0) & summary["mean"].notna()]
+    if len(base):
+        ax.axhline(base["mean"].mean(), color="0.3", ls="--", lw=1.0, label="lambda=0 baseline")
+        if len(base) == 1 and base[["ci_low", "ci_high"]].notna().all(axis=None):
+            ax.axhspan(base["ci_low"].iloc[0], base["ci_high"].iloc[0], color="0.5", alpha=0.15, lw=0)
+    lambdas = sorted(summary["lambda"].unique())
+    if any(v > 0 for v in lambdas):
+        ax.set_xscale("symlog", linthresh=min(v for v in lambdas if v > 0), linscale=0.5)
+    ax.set_xticks(lambdas, [f"{v:g}" for v in lambdas], fontsize=8)
+    ax.set(xlabel="lambda (symlog)", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def plot_pareto(
-    rows: Sequence[Mapping[str, Any]],
-    path: str | os.PathLike,
-    x_key: str = "accuracy_mean",
-    y_key: str = "precision_mean",
-    maximize: tuple[bool, bool] = (True, True),
-    xlabel: str | None = None,
-    ylabel: str | None = None,
-) -> Path:
-    """Scatter of the settings (one colour per design, λ written next to each point) with the Pareto front.
+def plot_pareto(front: pd.DataFrame, path: str | os.PathLike, xlabel: str = "x", ylabel: str = "y") -> Path:
+    """Scatter of the settings (one colour per design, lambda written next to each point) with the Pareto front.
 
     Args:
-        rows: per-setting rows with ``design``, ``lambda``, ``x_key`` and ``y_key``.
-        path: the PNG file.
-        x_key: first objective (x axis).
-        y_key: second objective (y axis).
-        maximize: per objective, True to maximise.
-        xlabel: x label (default ``x_key``).
-        ylabel: y label (default ``y_key``).
-
-    Returns:
-        The path written.
+        front: :func:`~monai_explain.apps.study.compare.pareto` rows: ``design, lambda, x, y, on_front``.
+        path: the PNG file. xlabel, ylabel: axis labels.
 
     Raises:
-        ValueError: no rows. KeyError: a row without a needed key.
+        ValueError: no rows. KeyError: a missing column.
     """
-    _check_keys(rows, ("design", "lambda", x_key, y_key), "plot_pareto")
+    _check(front, ("design", "lambda", "x", "y", "on_front"), "plot_pareto")
     plt = _pyplot()
-    x = np.array([_num(r[x_key]) for r in rows])
-    y = np.array([_num(r[y_key]) for r in rows])
-    on_front = dominance_counts(x if maximize[0] else -x, y if maximize[1] else -y) == 0
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, design in enumerate(sorted({str(r["design"]) for r in rows})):
-        sel = np.array([str(r["design"]) == design for r in rows])
-        ax.scatter(x[sel], y[sel], s=30, color=colors[i % len(colors)], label=design, zorder=3)
-    for r, xi, yi in zip(rows, x, y):
-        if np.isfinite(xi) and np.isfinite(yi):
-            ax.annotate(f"{_num(r['lambda']):g}", (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
-    if on_front.any():
-        order = np.argsort(x[on_front] if maximize[0] else -x[on_front], kind="stable")
-        fx, fy = x[on_front][order], y[on_front][order]
-        ax.plot(fx, fy, "k-", lw=1.0, alpha=0.6, zorder=2)
-        ax.scatter(fx, fy, s=110, facecolors="none", edgecolors="k", lw=1.0, label="Pareto front", zorder=4)
-    ax.set_xlabel(xlabel or x_key)
-    ax.set_ylabel(ylabel or y_key)
+    for design, g in front.groupby("design"):
+        ax.scatter(g["x"], g["y"], s=30, label=design, zorder=3)
+    for _, r in front.dropna(subset=["x", "y"]).iterrows():
+        ax.annotate(f"{r['lambda']:g}", (r["x"], r["y"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    on = front[front["on_front"]].sort_values("x")
+    if len(on):
+        ax.plot(on["x"], on["y"], "k-", lw=1.0, alpha=0.6, zorder=2)
+        ax.scatter(on["x"], on["y"], s=110, facecolors="none", edgecolors="k", lw=1.0, label="Pareto front", zorder=4)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def plot_paired_differences(
-    rows: Sequence[Mapping[str, Any]],
-    path: str | os.PathLike,
-    metrics: Sequence[str] | None = None,
-    alpha: float = 0.05,
-) -> Path:
-    """Forest plot of paired per-image differences vs λ = 0: one panel per metric, one line per setting.
+def plot_paired_differences(stats: pd.DataFrame, path: str | os.PathLike, alpha: float = 0.05) -> Path:
+    """Forest plot of paired per-image differences vs lambda = 0: one panel per metric, one line per setting.
 
     Filled markers: Holm-adjusted p < ``alpha``; open markers: not.
 
     Args:
-        rows: paired-comparison rows (``to_rows`` of :class:`~monai_explain.apps.study.stats.PairedComparison`);
-            only ``test == "wilcoxon"`` rows are drawn.
-        path: the PNG file.
-        metrics: metrics to draw (default all in ``rows``).
-        alpha: significance level for the filled markers.
-
-    Returns:
-        The path written.
+        stats: Wilcoxon rows of :func:`~monai_explain.apps.study.compare.compare_per_image` (``setting, metric,
+            mean_diff, ci_low, ci_high, p_holm``; other tests are left out).
+        path: the PNG file. alpha: significance level of the filled markers.
 
     Raises:
-        ValueError: no Wilcoxon rows (for the requested metrics).
+        ValueError: no Wilcoxon rows. KeyError: a missing column.
     """
-    rows = [r for r in rows if r.get("test") == "wilcoxon" and (metrics is None or r.get("metric") in metrics)]
-    if not rows:
-        raise ValueError("plot_paired_differences: no Wilcoxon rows to plot.")
-    _check_keys(rows, ("metric", "setting", "mean_diff", "ci_low", "ci_high", "p_holm"), "plot_paired_differences")
-    metric_list = list(dict.fromkeys(r["metric"] for r in rows))
-    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    if "test" in stats.columns:
+        stats = stats[stats["test"] == "wilcoxon"]
+    _check(stats, ("setting", "metric", "mean_diff", "ci_low", "ci_high", "p_holm"), "plot_paired_differences")
+    metrics, settings = list(dict.fromkeys(stats["metric"])), list(dict.fromkeys(stats["setting"]))
     plt = _pyplot()
-    ncols = min(3, len(metric_list))
-    nrows = -(-len(metric_list) // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(3.2 * ncols + 1.5, nrows * (0.35 * len(settings) + 1.4)), squeeze=False, sharey=True
-    )
-    flat = axes.reshape(-1)
-    for ax in flat[len(metric_list) :]:
+    ncols = min(3, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    size = (3.2 * ncols + 1.5, nrows * (0.35 * len(settings) + 1.4))
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, sharey=True)
+    for ax in axes.reshape(-1)[len(metrics) :]:
         ax.axis("off")
-    for ax, m in zip(flat, metric_list):
-        for r in (r for r in rows if r["metric"] == m):
-            yi = settings.index(r["setting"])
-            d, lo, hi, p = _num(r["mean_diff"]), _num(r["ci_low"]), _num(r["ci_high"]), _num(r["p_holm"])
-            if np.isfinite(lo) and np.isfinite(hi):
-                ax.plot([lo, hi], [yi, yi], color="C0", lw=1.5)
-            filled = np.isfinite(p) and p < alpha
-            ax.plot([d], [yi], "o", color="C0", mfc="C0" if filled else "white", ms=5)
+    for ax, m in zip(axes.reshape(-1), metrics):
+        for _, r in stats[stats["metric"] == m].iterrows():
+            y = settings.index(r["setting"])
+            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color="C0", lw=1.5)
+            filled = bool(r["p_holm"] < alpha)
+            ax.plot([r["mean_diff"]], [y], "o", color="C0", mfc="C0" if filled else "white", ms=5)
         ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
         ax.set_title(m, fontsize=9)
         ax.set_xlabel("difference vs lambda=0", fontsize=8)
         ax.grid(alpha=0.3)
     for row in axes:
-        row[0].set_yticks(range(len(settings)))
-        row[0].set_yticklabels(settings, fontsize=7)
+        row[0].set_yticks(range(len(settings)), settings, fontsize=7)
     axes[0][0].invert_yaxis()
     fig.tight_layout()
     return _save(fig, path)

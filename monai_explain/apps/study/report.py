@@ -36,8 +36,14 @@ HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "auc", "sa
 
 
 def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
-    """A DataFrame as a Markdown table (numbers rounded; NaN as ``n/a``), without the ``tabulate`` package."""
-    cells = df.map(lambda v: "n/a" if pd.isna(v) else f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+    """A DataFrame as a Markdown table (numbers rounded, counts as integers, NaN as ``n/a``), without ``tabulate``."""
+
+    def cell(v: object, count: bool) -> str:
+        if pd.isna(v):
+            return "n/a"
+        return f"{v:.0f}" if count else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+    cells = df.apply(lambda col: col.map(lambda v: cell(v, col.name == "seed" or str(col.name).startswith("n_"))))
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells.to_numpy().tolist()])
 
@@ -49,14 +55,11 @@ def _ci(r: pd.Series, mean: str = "mean") -> str:
 
 
 def _headline(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    s = summary[summary["metric"].isin(metrics)].copy()
-    one_class = s.groupby("split")["class"].nunique().max() == 1
-    s["column"] = [
-        f"{sp} {m}" if one_class else f"{sp} {c} {m}" for sp, c, m in zip(s["split"], s["class"], s["metric"])
-    ]
-    s["cell"] = s.apply(_ci, axis=1)
-    s = s.dropna(subset=["mean"])
-    return s.pivot_table(index=["setting"], columns="column", values="cell", aggfunc="first", sort=False).reset_index()
+    """One row per setting, split and class; one column per headline metric (mean [CI])."""
+    s = summary[summary["metric"].isin(metrics)].dropna(subset=["mean"])
+    s = s.assign(cell=s.apply(_ci, axis=1))
+    wide = s.pivot_table(index=["split", "class", "setting"], columns="metric", values="cell", aggfunc="first")
+    return wide[[m for m in metrics if m in wide.columns]].reset_index()
 
 
 def write_report(
@@ -109,19 +112,15 @@ def write_report(
     front = pareto(summary, (split, cls, pareto_axes[0]), (split, cls, pareto_axes[1]))
     front.to_csv(out / "pareto.csv", index=False)
     if front[["x", "y"]].notna().all(axis=1).any():
-        plot_pareto(front.to_dict("records"), out / "pareto.png", "x", "y", xlabel=f"{split} {pareto_axes[0]}",
-                    ylabel=f"{split} {pareto_axes[1]}")  # fmt: skip
+        plot_pareto(front, out / "pareto.png", f"{split} {pareto_axes[0]}", f"{split} {pareto_axes[1]}")
     for (sp, c, m), g in summary[summary["metric"].isin(headline_metrics)].groupby(["split", "class", "metric"]):
-        if g["mean"].notna().any():
-            name = f"{sp}_{m}" if c == cls or c == MACRO else f"{sp}_{c}_{m}"
-            rows = g.rename(columns={"mean": f"{m}_mean", "ci_low": f"{m}_ci_low", "ci_high": f"{m}_ci_high"})
-            plot_tradeoff(
-                rows.to_dict("records"), m, out / f"tradeoff_{name.replace('/', '-')}.png", title=f"{sp} {c}: {m}"
-            )
-    wil = stats[stats["test"] == "wilcoxon"] if not stats.empty else stats
-    if not wil.empty:
-        forest = wil[wil["class"] == cls].assign(metric=lambda t: t["split"] + " " + t["metric"])
-        plot_paired_differences(forest.to_dict("records"), out / "paired_differences.png")
+        if g["mean"].notna().any() and c in (cls, MACRO):
+            plot_tradeoff(g, out / f"tradeoff_{sp}_{m}.png", m, f"{sp} {c}: {m} vs lambda")
+    if not stats.empty and (stats["test"] == "wilcoxon").any():
+        forest = stats[(stats["test"] == "wilcoxon") & (stats["class"] == cls)]
+        plot_paired_differences(
+            forest.assign(metric=forest["split"] + " " + forest["metric"]), out / "paired_differences.png"
+        )
 
     level = f"{confidence:.0%}"
     n_runs = df[["design", "lambda", "seed"]].drop_duplicates().shape[0]

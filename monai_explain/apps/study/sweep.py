@@ -24,6 +24,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 
 from monai_explain.handlers.per_image_results import PER_IMAGE_FILE
 
+from .gallery import saliency_gallery
 from .report import write_report
 from .table import read_per_image
 
@@ -50,19 +51,11 @@ BUNDLE_CONTRACT: dict[str, Any] = {
     "splits": ["test", "test_shifted"],
     "per_image_file": PER_IMAGE_FILE,
     "design_when_lambda0": "energy",
-    "ids": {
-        "design": "loss_design",
-        "lambda": "lambda",
-        "seed": "seed",
-        "ckpt_dir": "ckpt_dir",
-        "output_dir": "output_dir",
-        "split": "test_split",
-        "eval_dir": "eval_dir",
-        "tracking_uri": "tracking_uri",
-        "experiment_name": "experiment_name",
-        "run_name": "run_name",
-    },
-}
+    "ids": {"design": "loss_design", "lambda": "lambda", "seed": "seed", "ckpt_dir": "ckpt_dir",
+            "output_dir": "output_dir", "split": "test_split", "eval_dir": "eval_dir", "tracking_uri": "tracking_uri",
+            "experiment_name": "experiment_name", "run_name": "run_name", "dataset": "validate#dataset",
+            "network": "network", "saliency_method": "validate#saliency_method"},
+}  # fmt: skip
 
 
 def bundle_contract(bundle: str | os.PathLike) -> dict[str, Any]:
@@ -95,12 +88,8 @@ def sweep_settings(designs: Sequence[str], lambdas: Sequence[float], seeds: Sequ
     for seed in seeds:
         if 0 in lambdas:
             out.append(SweepSetting(design=BASELINE_DESIGN, **{"lambda": 0.0}, seed=int(seed)))
-        out += [
-            SweepSetting(design=d, **{"lambda": float(lam)}, seed=int(seed))
-            for d in designs
-            for lam in lambdas
-            if lam > 0
-        ]
+        out += [SweepSetting(design=d, **{"lambda": float(lam)}, seed=int(seed)) for d in designs for lam in lambdas
+                if lam > 0]  # fmt: skip
     return out
 
 
@@ -137,6 +126,13 @@ def prepare_data(bundle: Path, base: Mapping[str, Any], contract: Mapping[str, A
     prep.run()
     prep.finalize()
     return {k: v for k, v in base.items() if k.split("#")[0] not in only_prep}
+def _overrides(setting: SweepSetting, out: Path, base: Mapping[str, Any], contract: Mapping[str, Any]) -> dict:
+    ids, run_dir = contract["ids"], out / "runs" / setting.name
+    design = contract["design_when_lambda0"] if setting["design"] == BASELINE_DESIGN else setting["design"]
+    return {**base, ids["design"]: design, ids["lambda"]: setting["lambda"], ids["seed"]: setting["seed"],
+            ids["ckpt_dir"]: str(run_dir / "models"), ids["output_dir"]: str(run_dir / "eval"),
+            ids["tracking_uri"]: f"sqlite:///{out / 'mlruns.db'}", ids["run_name"]: setting.name,
+            ids["experiment_name"]: base.get(ids["experiment_name"], "sweep")}  # fmt: skip
 
 
 def run_setting(
@@ -149,11 +145,7 @@ def run_setting(
         return json.loads(record_path.read_text())
     ids, configs = contract["ids"], bundle / "configs"
     run_dir.mkdir(parents=True, exist_ok=True)
-    design = contract["design_when_lambda0"] if setting["design"] == BASELINE_DESIGN else setting["design"]
-    overrides = {**base, ids["design"]: design, ids["lambda"]: setting["lambda"], ids["seed"]: setting["seed"],
-                 ids["ckpt_dir"]: str(run_dir / "models"), ids["output_dir"]: str(run_dir / "eval"),
-                 ids["tracking_uri"]: f"sqlite:///{out / 'mlruns.db'}", ids["run_name"]: setting.name,
-                 ids["experiment_name"]: base.get(ids["experiment_name"], "sweep")}  # fmt: skip
+    overrides = _overrides(setting, out, base, contract)
     train = ConfigWorkflow(config_file=str(configs / contract["train_config"]), workflow_type="train", resume=True,
                            **overrides)  # fmt: skip
     train.initialize()
@@ -187,6 +179,7 @@ def run_sweep(
     overrides: Mapping[str, Any] | None = None,
     splits: Sequence[str] | None = None,
     n_resamples: int = 10000,
+    gallery: bool = True,
 ) -> Path:
     """Run (or resume) the whole study and write ``<out>/report``; returns the path of ``summary.md``."""
     bundle, out = Path(bundle).resolve(), Path(out).resolve()
@@ -207,6 +200,29 @@ def run_sweep(
         logger.info(line)
         print(line, flush=True)
     df = read_per_image({(r["design"], r["lambda"], r["seed"]): r["per_image"] for r in records})
-    return write_report(
+    path = write_report(
         df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}"
     )
+    if gallery:
+        _gallery(bundle, out, base, contract, df, settings)
+    return path
+
+
+def _gallery(bundle: Path, out: Path, base: Mapping, contract: Mapping, df: Any, settings: list[SweepSetting]) -> None:
+    """``report/gallery.png``: the first seed's lambda = 0 run and the run with the best mean saliency precision."""
+    split = contract["splits"][0]
+    chosen = [s for s in settings if s["lambda"] == 0][:1]
+    if "saliency_precision" in df.columns:
+        sup = df[(df["lambda"] > 0) & (df["split"] == split)].groupby(["design", "lambda", "seed"])[
+            "saliency_precision"
+        ]
+        if sup.ngroups:
+            d, lam, seed = sup.mean().idxmax()
+            chosen += [s for s in settings if (s["design"], s["lambda"], s["seed"]) == (d, lam, seed)]
+    if not chosen:
+        return
+    configs = [bundle / "configs" / contract["train_config"], bundle / "configs" / contract["evaluate_config"]]
+    runs = {
+        f"{s['design']} lambda={s['lambda']:g} seed {s['seed']}": _overrides(s, out, base, contract) for s in chosen
+    }
+    saliency_gallery(configs, runs, contract, split, out / "report" / "gallery.png")

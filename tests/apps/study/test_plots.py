@@ -1,6 +1,9 @@
+"""The study's figures: PNG files drawn from its DataFrames (and clear errors for tables they cannot draw)."""
+
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from monai_explain.apps.study.plots import plot_paired_differences, plot_pareto, plot_saliency_gallery, plot_tradeoff
@@ -14,65 +17,43 @@ def _assert_png(path):
     assert len(data) > 1024
 
 
-def _summary_rows():
+def _summary() -> pd.DataFrame:
     rows = []
     for design, slope in (("energy", 0.2), ("l1", 0.1)):
         for lam in (0.0, 0.1, 1.0):
             m = 0.3 + slope * lam
-            rows.append(
-                {
-                    "design": design,
-                    "lambda": lam,
-                    "setting": f"{design} lambda={lam:g}",
-                    "precision_mean": m,
-                    "precision_ci_low": m - 0.05,
-                    "precision_ci_high": m + 0.05,
-                    "accuracy_mean": 0.9 - 0.05 * lam - slope / 10,
-                }
-            )
-    rows[-1]["precision_ci_low"] = None  # one setting without a CI (single seed)
-    return rows
+            rows.append({"design": design, "lambda": lam, "mean": m, "ci_low": m - 0.05, "ci_high": m + 0.05})
+    out = pd.DataFrame(rows)
+    out.loc[len(out) - 1, "ci_low"] = np.nan  # one setting without a CI (single seed)
+    return out
 
 
 def test_plot_tradeoff(tmp_path):
-    _assert_png(plot_tradeoff(_summary_rows(), "precision", tmp_path / "a" / "t.png", title="precision"))
-    # a pooled baseline under its own design label, single lambda=0 row with a CI band
-    rows = [r for r in _summary_rows() if r["lambda"] > 0] + [
-        {"design": "none", "lambda": 0.0, "precision_mean": 0.3, "precision_ci_low": 0.28, "precision_ci_high": 0.32}
-    ]
-    _assert_png(plot_tradeoff(rows, "precision", tmp_path / "t2.png"))
-
-
-def test_plot_tradeoff_errors(tmp_path):
+    _assert_png(plot_tradeoff(_summary(), tmp_path / "a" / "t.png", "precision", "precision vs lambda"))
+    one_base = pd.concat([_summary()[_summary()["lambda"] > 0], _summary().iloc[:1]])  # a single lambda = 0 row
+    _assert_png(plot_tradeoff(one_base, tmp_path / "t2.png"))
     with pytest.raises(ValueError, match="no rows"):
-        plot_tradeoff([], "precision", tmp_path / "t.png")
-    with pytest.raises(KeyError, match=r"lacks \['coverage_mean'\]"):
-        plot_tradeoff(_summary_rows(), "coverage", tmp_path / "t.png")
+        plot_tradeoff(_summary().iloc[:0], tmp_path / "x.png")
+    with pytest.raises(KeyError, match="ci_high"):
+        plot_tradeoff(_summary().drop(columns="ci_high"), tmp_path / "x.png")
 
 
 def test_plot_pareto(tmp_path):
-    _assert_png(plot_pareto(_summary_rows(), tmp_path / "p.png", xlabel="accuracy", ylabel="precision"))
-    with pytest.raises(KeyError, match="lacks"):
-        plot_pareto(_summary_rows(), tmp_path / "p.png", y_key="coverage_mean")
+    front = _summary().rename(columns={"mean": "y"}).assign(x=lambda t: 0.9 - 0.05 * t["lambda"], on_front=False)
+    front.loc[[0, 2], "on_front"] = True
+    _assert_png(plot_pareto(front, tmp_path / "p.png", "accuracy", "precision"))
 
 
 def test_plot_paired_differences(tmp_path):
     rows = [
-        {
-            "test": "wilcoxon",
-            "metric": m,
-            "setting": s,
-            "mean_diff": d,
-            "ci_low": d - 0.1,
-            "ci_high": d + 0.1,
-            "p_holm": p,
-        }
+        {"test": "wilcoxon", "metric": m, "setting": s, "mean_diff": d, "ci_low": d - 0.1, "ci_high": d + 0.1,
+         "p_holm": p}
         for m in ("precision", "coverage", "correct", "deletion_auc")
         for s, d, p in (("energy lambda=1", 0.2, 0.001), ("l1 lambda=1", 0.05, 0.4))
-    ] + [{"test": "mcnemar_exact", "metric": "correct", "setting": "x"}]
-    _assert_png(plot_paired_differences(rows, tmp_path / "f.png"))
-    with pytest.raises(ValueError, match="no Wilcoxon rows"):
-        plot_paired_differences(rows, tmp_path / "f.png", metrics=["auc"])
+    ] + [{"test": "mcnemar_exact", "metric": "correct", "setting": "x"}]  # fmt: skip
+    _assert_png(plot_paired_differences(pd.DataFrame(rows), tmp_path / "f.png"))
+    with pytest.raises(ValueError, match="no rows"):
+        plot_paired_differences(pd.DataFrame(rows[-1:]), tmp_path / "f.png")
 
 
 @pytest.mark.parametrize("spatial", [(16, 12), (12, 10, 6)])

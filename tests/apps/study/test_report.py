@@ -53,7 +53,7 @@ def test_multilabel_study_from_the_command_line(tmp_path, capsys):
     assert (wil["mean_diff"] > 0).all()  # supervision helps on the external split in this example
     assert set(stats[stats["test"] == "mcnemar_exact"]["seed"]) == {0, 1}
     md = (out / "summary.md").read_text()
-    assert "external Pleural effusion accuracy" in md and "## Tests vs lambda = 0" in md
+    assert "| external | Pleural effusion | dice lambda=3 |" in md and "## Tests vs lambda = 0" in md
 
 
 def test_baseline_is_the_designs_own_lambda0_or_pooled_one_per_seed():

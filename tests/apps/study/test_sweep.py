@@ -59,7 +59,7 @@ def test_sweep_runs_the_bundle_and_reports(tmp_path, tiny_dataset, monkeypatch, 
     printed = capsys.readouterr().out
     assert "[1/2] none_lambda0_seed0" in printed and "[2/2] energy_lambda1_seed0" in printed and "done" in printed
     report = out / "report"
-    for name in ("per_image.csv", "runs.csv", "summary.csv", "stats.csv", "pareto.csv", "summary.md"):
+    for name in ("per_image.csv", "runs.csv", "summary.csv", "stats.csv", "pareto.csv", "summary.md", "gallery.png"):
         assert (report / name).is_file(), name
     table = pd.read_csv(report / "per_image.csv")
     assert set(table["split"]) == {"test", "test_shifted"} and len(table) == 2 * 2 * 8
@@ -69,7 +69,7 @@ def test_sweep_runs_the_bundle_and_reports(tmp_path, tiny_dataset, monkeypatch, 
     runs = pd.read_csv(report / "runs.csv")
     acc = runs[(runs["design"] == "energy") & (runs["split"] == "test_shifted") & (runs["metric"] == "accuracy")]
     assert acc["value"].iloc[0] == pytest.approx(evaluated["correct"].mean())
-    assert "test_shifted accuracy" in (report / "summary.md").read_text()
+    assert "| test_shifted | Nodule/Mass | energy lambda=1 |" in (report / "summary.md").read_text()
 
     before = {p: p.stat().st_mtime for p in out.glob("runs/*/models/model.pt")}
     assert main(args) == 0
