@@ -382,6 +382,10 @@ def exact_batch_norm(
         bias = torch.zeros_like(weight)
     if bias is not None and weight is None:
         weight = torch.ones_like(bias)
+    if type(x) is not torch.Tensor:
+        # a subclass (MONAI's MetaTensor) would wrap the output as a view of the Function's output, which a following
+        # in-place op (DenseNet's ReLU(inplace=True)) may not modify: compute on the plain tensor
+        x = x.as_subclass(torch.Tensor)
     return _BatchNormFunction.apply(x, weight, bias, running_mean, running_var, training, momentum, eps)
 
 
