@@ -113,6 +113,7 @@ def test_bad_policies(tmp_path):
 def _vindr_layout(root, link_target=None, folder_link_target=None):
     """``root/train.csv`` with images a and b; b is a link to ``link_target`` when given."""
     images = root / "train"
+    root.mkdir(parents=True, exist_ok=True)
     if folder_link_target is not None:
         folder_link_target.mkdir(parents=True, exist_ok=True)
         images.symlink_to(folder_link_target, target_is_directory=True)
