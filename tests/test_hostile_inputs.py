@@ -57,7 +57,9 @@ class Case:
 # -- builders --------------------------------------------------------------------------------------------------------
 def _net(block_config=(2, 2)) -> torch.nn.Module:
     torch.manual_seed(0)
-    return DenseNet(spatial_dims=2, in_channels=1, out_channels=2, init_features=8, growth_rate=4, block_config=block_config)
+    return DenseNet(
+        spatial_dims=2, in_channels=1, out_channels=2, init_features=8, growth_rate=4, block_config=block_config
+    )
 
 
 def _engine(epoch: int = 2, iteration: int = 11) -> SimpleNamespace:
@@ -117,7 +119,7 @@ def _load_dicom(path: str) -> Any:
 
 
 def _dicom_with_slope(tmp: Path, slope: str) -> Any:
-    pixels = (np.arange(1, 13, dtype=np.uint16).reshape(3, 4) * 300)
+    pixels = np.arange(1, 13, dtype=np.uint16).reshape(3, 4) * 300
     return _load_dicom(write_dicom(str(tmp / "slope.dcm"), pixels, slope=slope))
 
 
@@ -195,79 +197,206 @@ def _finite(x: Any) -> bool:
 # -- the table -------------------------------------------------------------------------------------------------------
 CASES = [
     # item 6: non-finite or mistyped lambda, learning rate, inputs; NaN metrics; loss range
-    Case("lambda NaN", 6, lambda t: get_lambda_schedule(float("nan")), ValueError,
-         r"lambda value must be a finite number, got nan"),
-    Case("lambda Inf", 6, lambda t: get_lambda_schedule(float("inf")), ValueError,
-         r"lambda value must be a finite number, got inf"),
-    Case("lambda Inf in a warm-up schedule", 6,
-         lambda t: get_lambda_schedule({"name": "linear_warmup", "end": float("inf"), "warmup": 1}), ValueError,
-         r"lambda schedule 'linear_warmup': lambda end must be a finite number, got inf"),
-    Case("lambda NaN in a step schedule", 6,
-         lambda t: get_lambda_schedule({"name": "step", "milestones": [2], "values": [0.0, float("nan")]}),
-         ValueError, r"'step': lambda values\[1\] must be a finite number, got nan"),
-    Case("lambda as text '0.3' (command line)", 6,
-         lambda t: ExplanationLossHandler(CAM(_net()), ExplanationLoss(), lambda_="0.3").schedule(_engine()),
-         None, check=lambda v: v == pytest.approx(0.3)),
-    Case("lambda as text inside a schedule", 6,
-         lambda t: get_lambda_schedule({"name": "linear_warmup", "end": "0.3", "warmup": "2"})(_engine()),
-         None, check=lambda v: v == pytest.approx(0.15)),
-    Case("lambda as non-numeric text", 6,
-         lambda t: ExplanationLossHandler(CAM(_net()), ExplanationLoss(), lambda_="fast"), ValueError,
-         r"cannot build a lambda schedule from 'fast': lambda value must be a number"),
-    Case("learning rate NaN (SGD accepts it)", 6,
-         lambda t: _attach_with_optimizer(lambda p: torch.optim.SGD(p, lr=float("nan"))), ValueError,
-         r"learning rate \(optimizer param_groups\[0\]\['lr'\], bundle key 'learning_rate'\) .* got nan"),
-    Case("learning rate Inf", 6,
-         lambda t: _attach_with_optimizer(lambda p: torch.optim.Adam(p, lr=float("inf"))), ValueError,
-         r"bundle key 'learning_rate'\) must be a finite number >= 0, got inf"),
-    Case("DICOM RescaleSlope NaN", 6, lambda t: _dicom_with_slope(t, "NaN"), ValueError,
-         r"DICOM file .*slope\.dcm has a non-finite RescaleSlope 'NaN'"),
-    Case("DICOM rescale overflowing float32", 6, lambda t: _dicom_with_slope(t, "1e37"), ValueError,
-         r"DICOM file .*slope\.dcm has 12 pixels that are NaN, Inf or beyond the float32 range"),
-    Case("NaN pixels in a training batch", 6, lambda t: _train_on(_batch(nan_row=2)), ValueError,
-         r"task loss is nan at epoch 1, iteration 1; refusing the backward pass and the optimizer step\. "
-         r"images with NaN / Inf values: ids \['p2'\], files \['/data/train/p2\.dicom'\]"),
-    Case("validation split without annotated images", 6, _alignment_on_a_split_without_annotations, None,
-         check=lambda m: all(math.isnan(v) for v in m.values())),  # NaN, not 0.0000; the count is logged
-    Case("NaN AUC at the first validation", 6, _nan_auc_first_validation, None,
-         check=lambda r: r[0] == (-1, -1) and r[1][1] == 2 and not math.isnan(r[1][0])),
-    Case("energy loss on a finite map of 3e38", 6, lambda t: ExplanationLoss("energy")(*_huge_map()), None,
-         check=_finite),
+    Case(
+        "lambda NaN",
+        6,
+        lambda t: get_lambda_schedule(float("nan")),
+        ValueError,
+        r"lambda value must be a finite number, got nan",
+    ),
+    Case(
+        "lambda Inf",
+        6,
+        lambda t: get_lambda_schedule(float("inf")),
+        ValueError,
+        r"lambda value must be a finite number, got inf",
+    ),
+    Case(
+        "lambda Inf in a warm-up schedule",
+        6,
+        lambda t: get_lambda_schedule({"name": "linear_warmup", "end": float("inf"), "warmup": 1}),
+        ValueError,
+        r"lambda schedule 'linear_warmup': lambda end must be a finite number, got inf",
+    ),
+    Case(
+        "lambda NaN in a step schedule",
+        6,
+        lambda t: get_lambda_schedule({"name": "step", "milestones": [2], "values": [0.0, float("nan")]}),
+        ValueError,
+        r"'step': lambda values\[1\] must be a finite number, got nan",
+    ),
+    Case(
+        "lambda as text '0.3' (command line)",
+        6,
+        lambda t: ExplanationLossHandler(CAM(_net()), ExplanationLoss(), lambda_="0.3").schedule(_engine()),
+        None,
+        check=lambda v: v == pytest.approx(0.3),
+    ),
+    Case(
+        "lambda as text inside a schedule",
+        6,
+        lambda t: get_lambda_schedule({"name": "linear_warmup", "end": "0.3", "warmup": "2"})(_engine()),
+        None,
+        check=lambda v: v == pytest.approx(0.15),
+    ),
+    Case(
+        "lambda as non-numeric text",
+        6,
+        lambda t: ExplanationLossHandler(CAM(_net()), ExplanationLoss(), lambda_="fast"),
+        ValueError,
+        r"cannot build a lambda schedule from 'fast': lambda value must be a number",
+    ),
+    Case(
+        "learning rate NaN (SGD accepts it)",
+        6,
+        lambda t: _attach_with_optimizer(lambda p: torch.optim.SGD(p, lr=float("nan"))),
+        ValueError,
+        r"learning rate \(optimizer param_groups\[0\]\['lr'\], bundle key 'learning_rate'\) .* got nan",
+    ),
+    Case(
+        "learning rate Inf",
+        6,
+        lambda t: _attach_with_optimizer(lambda p: torch.optim.Adam(p, lr=float("inf"))),
+        ValueError,
+        r"bundle key 'learning_rate'\) must be a finite number >= 0, got inf",
+    ),
+    Case(
+        "DICOM RescaleSlope NaN",
+        6,
+        lambda t: _dicom_with_slope(t, "NaN"),
+        ValueError,
+        r"DICOM file .*slope\.dcm has a non-finite RescaleSlope 'NaN'",
+    ),
+    Case(
+        "DICOM rescale overflowing float32",
+        6,
+        lambda t: _dicom_with_slope(t, "1e37"),
+        ValueError,
+        r"DICOM file .*slope\.dcm has 12 pixels that are NaN, Inf or beyond the float32 range",
+    ),
+    Case(
+        "NaN pixels in a training batch",
+        6,
+        lambda t: _train_on(_batch(nan_row=2)),
+        ValueError,
+        r"task loss is nan at epoch 1, iteration 1; refusing the backward pass and the optimizer step\. "
+        r"images with NaN / Inf values: ids \['p2'\], files \['/data/train/p2\.dicom'\]",
+    ),
+    Case(
+        "validation split without annotated images",
+        6,
+        _alignment_on_a_split_without_annotations,
+        None,
+        check=lambda m: all(math.isnan(v) for v in m.values()),
+    ),  # NaN, not 0.0000; the count is logged
+    Case(
+        "NaN AUC at the first validation",
+        6,
+        _nan_auc_first_validation,
+        None,
+        check=lambda r: r[0] == (-1, -1) and r[1][1] == 2 and not math.isnan(r[1][0]),
+    ),
+    Case(
+        "energy loss on a finite map of 3e38", 6, lambda t: ExplanationLoss("energy")(*_huge_map()), None, check=_finite
+    ),
     Case("kl loss on a finite map of 3e38", 6, lambda t: ExplanationLoss("kl")(*_huge_map()), None, check=_finite),
-    Case("dice loss on an unnormalised map of 3e38", 6,
-         lambda t: ExplanationLoss("dice", normalize="none")(*_huge_map()), None, check=_finite),
-    Case("outside loss whose squares overflow but whose mean fits", 6,
-         lambda t: ExplanationLoss("outside")(torch.full((1, 1, 8, 8), 1.5e19), torch.zeros(1, 1, 8, 8).index_fill_(
-             2, torch.tensor([0]), 1.0)), None, check=_finite),
+    Case(
+        "dice loss on an unnormalised map of 3e38",
+        6,
+        lambda t: ExplanationLoss("dice", normalize="none")(*_huge_map()),
+        None,
+        check=_finite,
+    ),
+    Case(
+        "outside loss whose squares overflow but whose mean fits",
+        6,
+        lambda t: ExplanationLoss("outside")(
+            torch.full((1, 1, 8, 8), 1.5e19), torch.zeros(1, 1, 8, 8).index_fill_(2, torch.tensor([0]), 1.0)
+        ),
+        None,
+        check=_finite,
+    ),
     # item 7: obscure errors become clear ones naming the key, file or shape
-    Case("zero-size grid (loss)", 7, lambda t: ExplanationLoss()(torch.rand(1, 1, 0, 4), torch.ones(1, 1, 0, 4)),
-         ValueError, r"saliency map of shape \(1, 1, 0, 4\) has an empty spatial grid"),
-    Case("zero-size grid (metric)", 7,
-         lambda t: compute_saliency_precision(torch.rand(2, 1, 5, 0), torch.ones(2, 1, 5, 0)), ValueError,
-         r"saliency map of shape \(2, 1, 5, 0\) has an empty spatial grid"),
-    Case("zero-size mask", 7, lambda t: ExplanationLoss()(torch.rand(1, 1, 4, 4), torch.ones(1, 1, 0, 4)),
-         ValueError, r"target grid \(mask / image spatial size\) \(0, 4\) is empty"),
-    Case("4D spatial resize", 7,
-         lambda t: ExplanationLoss()(torch.rand(1, 1, 2, 2, 2, 2), torch.ones(1, 1, 3, 3, 3, 3)), ValueError,
-         r"cannot resample a 4D saliency map of shape \(1, 1, 2, 2, 2, 2\) to \(3, 3, 3, 3\): only 1D, 2D and 3D"),
-    Case("broken splits.json", 7, lambda t: _split_json(t, '{"a": "train", "b": '), ValueError,
-         r"split file .*splits\.json is not valid JSON \(Expecting value at line 1, column 21\)"),
-    Case("splits.json holding a list", 7, lambda t: _split_json(t, '["train"]'), ValueError,
-         r"split file .*splits\.json must hold a JSON object"),
-    Case("RGB DICOM", 7, lambda t: _load_dicom(write_rgb_dicom(str(t / "rgb.dcm"))), ValueError,
-         r"DICOM file .*rgb\.dcm is a colour image \(3 samples \(channels\) per pixel, PhotometricInterpretation 'RGB'\)"),
-    Case("image_size 8 for the bundle's DenseNet", 7,
-         lambda t: check_input_size(_net(block_config=(3, 6, 8)), [8, 8]), ValueError,
-         r"image_size \[8, 8\] is too small .* the smallest input it accepts is 13 along every spatial axis"),
-    Case("images too small in training", 7,
-         lambda t: _train_on({**_batch(), "image": torch.rand(4, 1, 2, 2), "mask": torch.ones(4, 1, 2, 2)}),
-         ValueError, r"\(bundle key 'image_size'\) \[2, 2\] is too small .* smallest input it accepts is \d+"),
+    Case(
+        "zero-size grid (loss)",
+        7,
+        lambda t: ExplanationLoss()(torch.rand(1, 1, 0, 4), torch.ones(1, 1, 0, 4)),
+        ValueError,
+        r"saliency map of shape \(1, 1, 0, 4\) has an empty spatial grid",
+    ),
+    Case(
+        "zero-size grid (metric)",
+        7,
+        lambda t: compute_saliency_precision(torch.rand(2, 1, 5, 0), torch.ones(2, 1, 5, 0)),
+        ValueError,
+        r"saliency map of shape \(2, 1, 5, 0\) has an empty spatial grid",
+    ),
+    Case(
+        "zero-size mask",
+        7,
+        lambda t: ExplanationLoss()(torch.rand(1, 1, 4, 4), torch.ones(1, 1, 0, 4)),
+        ValueError,
+        r"target grid \(mask / image spatial size\) \(0, 4\) is empty",
+    ),
+    Case(
+        "4D spatial resize",
+        7,
+        lambda t: ExplanationLoss()(torch.rand(1, 1, 2, 2, 2, 2), torch.ones(1, 1, 3, 3, 3, 3)),
+        ValueError,
+        r"cannot resample a 4D saliency map of shape \(1, 1, 2, 2, 2, 2\) to \(3, 3, 3, 3\): only 1D, 2D and 3D",
+    ),
+    Case(
+        "broken splits.json",
+        7,
+        lambda t: _split_json(t, '{"a": "train", "b": '),
+        ValueError,
+        r"split file .*splits\.json is not valid JSON \(Expecting value at line 1, column 21\)",
+    ),
+    Case(
+        "splits.json holding a list",
+        7,
+        lambda t: _split_json(t, '["train"]'),
+        ValueError,
+        r"split file .*splits\.json must hold a JSON object",
+    ),
+    Case(
+        "RGB DICOM",
+        7,
+        lambda t: _load_dicom(write_rgb_dicom(str(t / "rgb.dcm"))),
+        ValueError,
+        r"DICOM file .*rgb\.dcm is a colour image \(3 samples \(channels\) per pixel, "
+        r"PhotometricInterpretation 'RGB'\)",
+    ),
+    Case(
+        "image_size 8 for the bundle's DenseNet",
+        7,
+        lambda t: check_input_size(_net(block_config=(3, 6, 8)), [8, 8]),
+        ValueError,
+        r"image_size \[8, 8\] is too small .* the smallest input it accepts is 13 along every spatial axis",
+    ),
+    Case(
+        "images too small in training",
+        7,
+        lambda t: _train_on({**_batch(), "image": torch.rand(4, 1, 2, 2), "mask": torch.ones(4, 1, 2, 2)}),
+        ValueError,
+        r"\(bundle key 'image_size'\) \[2, 2\] is too small .* smallest input it accepts is \d+",
+    ),
     # item 8: links out of the dataset folder, CAM on another forward
-    Case("symlink in the image folder pointing outside dataset_dir", 8, _symlink_outside, PathEscapeError,
-         r"train\.csv, line 3 \(data row 2\): image 'b' at .*/ds/train/b\.dicom resolves \(through symbolic links\) "
-         r"to .*/elsewhere/passwd\.dicom, outside the dataset folder"),
-    Case("CAM compute() after a later forward", 8, _cam_after_a_later_forward, RuntimeError,
-         r"CAM\.compute\(\): the logits \(2, 2\) are not the output of the forward recorded last"),
+    Case(
+        "symlink in the image folder pointing outside dataset_dir",
+        8,
+        _symlink_outside,
+        PathEscapeError,
+        r"train\.csv, line 3 \(data row 2\): image 'b' at .*/ds/train/b\.dicom resolves \(through symbolic links\) "
+        r"to .*/elsewhere/passwd\.dicom, outside the dataset folder",
+    ),
+    Case(
+        "CAM compute() after a later forward",
+        8,
+        _cam_after_a_later_forward,
+        RuntimeError,
+        r"CAM\.compute\(\): the logits \(2, 2\) are not the output of the forward recorded last",
+    ),
     # -- rows the lead adds after merging the other helpers' branches -------------------------------------------------
     # item 1 (bundle helper): `--generate_synthetic false`, `--resume false`, `--amp false` given as text; a mistyped
     #   override `--lamda 0.3`; synthetic generation into a folder holding files it did not create.
@@ -297,7 +426,22 @@ def test_hostile_input(case: Case, tmp_path: Path) -> None:
 def test_every_listed_case_has_a_row():
     """At least one row per case listed in items 6, 7 and 8 of issue 13 (the other helpers' rows are comments)."""
     ids = " | ".join(c.id for c in CASES).lower()
-    for needle in ("lambda nan", "lambda inf", "lambda as text", "learning rate", "rescaleslope nan", "nan pixels",
-                   "without annotated", "nan auc", "energy loss on a finite map of 3e38", "zero-size grid",
-                   "4d spatial resize", "broken splits.json", "rgb dicom", "image_size 8", "symlink", "cam compute"):
+    for needle in (
+        "lambda nan",
+        "lambda inf",
+        "lambda as text",
+        "learning rate",
+        "rescaleslope nan",
+        "nan pixels",
+        "without annotated",
+        "nan auc",
+        "energy loss on a finite map of 3e38",
+        "zero-size grid",
+        "4d spatial resize",
+        "broken splits.json",
+        "rgb dicom",
+        "image_size 8",
+        "symlink",
+        "cam compute",
+    ):
         assert needle in ids, needle

@@ -31,7 +31,9 @@ def _run_epochs(label_sets, handlers):
         loader[0] = {"image": torch.rand(4, 1, 4, 4, generator=g), "label": torch.tensor(labels).float()[:, None]}
         with pytest.warns(UserWarning) if len(set(labels)) == 1 else nullcontext():
             evaluator.run(epoch)
-        states.append((evaluator.state.metrics["val_auc"], evaluator.state.best_metric, evaluator.state.best_metric_epoch))
+        states.append(
+            (evaluator.state.metrics["val_auc"], evaluator.state.best_metric, evaluator.state.best_metric_epoch)
+        )
     return states
 
 
@@ -64,7 +66,13 @@ def test_a_later_nan_keeps_the_earlier_best():
 
 @pytest.mark.parametrize(
     "current, best, expected",
-    [(float("nan"), 0.5, False), (0.6, float("nan"), True), (0.6, 0.5, True), (0.4, 0.5, False), (float("nan"), float("nan"), False)],
+    [
+        (float("nan"), 0.5, False),
+        (0.6, float("nan"), True),
+        (0.6, 0.5, True),
+        (0.4, 0.5, False),
+        (float("nan"), float("nan"), False),
+    ],
 )
 def test_nan_safe_cmp(current, best, expected):
     cmp = nan_safe_metric_cmp(default_metric_cmp_fn)

@@ -203,7 +203,8 @@ def test_non_finite_learning_rate_is_refused_at_attach(make_optimizer):
         loss_function=torch.nn.CrossEntropyLoss(),
     )
     handler = ExplanationLossHandler(CAM(net), ExplanationLoss("energy"), lambda_=1.0)
-    with pytest.raises(ValueError, match=r"learning rate \(optimizer param_groups\[0\]\['lr'\], bundle key 'learning_rate'\)"):
+    match = r"learning rate \(optimizer param_groups\[0\]\['lr'\], bundle key 'learning_rate'\)"
+    with pytest.raises(ValueError, match=match):
         handler.attach(trainer)
 
 
@@ -245,7 +246,8 @@ def test_nan_image_is_refused_before_the_optimizer_step_naming_id_and_file(check
         # no check and no saliency at lambda 0: nothing can see the NaN before the step; documented
         trainer.run()
         return
-    with pytest.raises(ValueError, match=r"task loss is nan .* refusing the backward pass .* ids \['img1'\], files \['/data/img1.dcm'\]"):
+    match = r"task loss is nan .* refusing the backward pass .* ids \['img1'\], files \['/data/img1.dcm'\]"
+    with pytest.raises(ValueError, match=match):
         trainer.run()
     # parameters untouched (the forward itself already moved the BatchNorm running statistics)
     assert all(torch.equal(p, before[k]) for k, p in net.named_parameters()), "no optimizer step ran"
