@@ -98,7 +98,9 @@ class CXRDicomReader(PydicomReader):
                 except (TypeError, ValueError):
                     value = float("nan")
                 if not np.isfinite(value):
-                    raise ValueError(f"DICOM file {filename} has a non-finite {tag} {raw!r}: its pixels would be NaN / Inf.")
+                    raise ValueError(
+                        f"DICOM file {filename} has a non-finite {tag} {raw!r}: its pixels would be NaN / Inf."
+                    )
 
     def _get_array_data(self, img: Any, filename: Any) -> Any:
         self._check_header(img, filename)

@@ -93,7 +93,9 @@ class _AlignmentMetricHandler(IgniteMetricHandler):
                 n_images,
             )
         else:
-            logger.info("%s: computed over %d of %d images (the others have no annotation).", name, n_annotated, n_images)
+            logger.info(
+                "%s: computed over %d of %d images (the others have no annotation).", name, n_annotated, n_images
+            )
         if empty is None or not bool(empty.any()):
             return result
         value = torch.as_tensor(result, dtype=torch.float32).reshape(empty.shape).clone()

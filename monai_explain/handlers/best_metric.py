@@ -95,8 +95,9 @@ class NaNSafeBestMetric:
                 "%s is NaN at epoch %s (e.g. a split with one class only): not a new best metric; best so far: %s.",
                 name,
                 engine.state.epoch,
-                "none" if engine.state.best_metric_epoch <= 0 else f"{engine.state.best_metric} "
-                f"(epoch {engine.state.best_metric_epoch})",
+                "none"
+                if engine.state.best_metric_epoch <= 0
+                else f"{engine.state.best_metric} (epoch {engine.state.best_metric_epoch})",
             )
 
     def completed(self, engine: Engine) -> None:

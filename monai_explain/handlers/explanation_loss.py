@@ -177,7 +177,10 @@ class ExplanationLossHandler:
             network = getattr(engine, "network", None)
             if isinstance(image, torch.Tensor) and image.ndim >= 3 and isinstance(network, torch.nn.Module):
                 check_input_size(
-                    network, image.shape[2:], in_channels=image.shape[1], key="the input image size (bundle key 'image_size')"
+                    network,
+                    image.shape[2:],
+                    in_channels=image.shape[1],
+                    key="the input image size (bundle key 'image_size')",
                 )
         raise e
 
