@@ -91,7 +91,7 @@ def _track_one_run(uri: str, run_name: str, barrier, errors) -> None:
         handler.close()
         if handler.failures or handler.disabled:
             errors.put(f"{run_name}: {handler.failures} tracking failures, switched off: {handler.disabled}")
-    except Exception as e:  # reported to the parent
+    except Exception as e:  # noqa: BLE001 (reported to the parent)
         errors.put(f"{run_name}: {type(e).__name__}: {e}")
 
 
