@@ -13,7 +13,7 @@ $(PY):
 $(STAMP): $(PY) setup.cfg
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[all,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

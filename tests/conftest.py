@@ -24,7 +24,7 @@ def _seed_everything():
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """The synthetic set generated once per session, shared by the bundle tests (read-only for them)."""
-    from monai_explain.data.synthetic import generate_shortcut_cxr
+    from monai_explain.apps.synthetic import generate_shortcut_cxr
 
     root = tmp_path_factory.mktemp("shortcut_cxr")
     return generate_shortcut_cxr(root, n_train=24, n_val=8, n_test=8, n_test_shifted=8, image_size=64, seed=0)

@@ -52,8 +52,8 @@ from monai.transforms import (
 )
 from monai.utils import set_determinism
 
+from monai_explain.apps.synthetic import generate_shortcut_cxr
 from monai_explain.data import CXRDicomReader, build_datalist
-from monai_explain.data.synthetic import generate_shortcut_cxr
 from monai_explain.handlers import (
     ChanceLevelHandler,
     ExplanationLossHandler,

@@ -40,8 +40,8 @@ import mlflow
 import monai.bundle
 import numpy as np
 
+from monai_explain.apps.synthetic import generate_shortcut_cxr
 from monai_explain.data import build_datalist, get_adapter
-from monai_explain.data.synthetic import generate_shortcut_cxr
 from monai_explain.transforms import encode_siim_rle
 
 # %% [markdown]

@@ -6,15 +6,15 @@
 # (loss design x lambda x seed), every run scored on the same test images, and statistics that pair those images:
 # the differences between settings are often smaller than the spread between seeds.
 #
-# `python -m monai_explain.analysis sweep` does all of it with the `cxr_expl` bundle:
+# `python -m monai_explain.apps.study sweep` does all of it with the `cxr_expl` bundle:
 #
 # 1. for each seed it trains one lambda = 0 baseline (design `none`: without the explanation term the design does
 #    not matter) and every design at every lambda > 0, through the bundle's own `train.json`;
 # 2. it scores each model with `evaluate.json` on the in-distribution `test` split (accuracy, AUC, saliency
 #    precision and coverage, chance level, pointing game, deletion / insertion AUC) and on `test_shifted` (accuracy
 #    when the shortcut marker no longer predicts the label);
-# 3. it logs every run to one MLflow experiment and writes a report folder: tables, paired tests, Pareto front,
-#    plots and a Markdown summary.
+# 3. it logs every run to one MLflow experiment, reads the per-image table each evaluation wrote and writes a report
+#    folder: tables, paired tests, Pareto front, plots and a Markdown summary.
 #
 # Finished settings are not trained again: rerunning the command after an interruption (or with more seeds)
 # resumes the study.
@@ -86,7 +86,7 @@ def set_arg(key: str, value) -> str:
     return f"{key}={text}"
 
 
-command = [sys.executable, "-m", "monai_explain.analysis", "sweep", "--bundle", str(REPO / "bundles" / "cxr_expl"),
+command = [sys.executable, "-m", "monai_explain.apps.study", "sweep", "--bundle", str(REPO / "bundles" / "cxr_expl"),
            "--designs", *designs, "--lambdas", *lambdas, "--seeds", *seeds, "--out", str(out),
            "--set", *(set_arg(k, v) for k, v in sets.items())]  # fmt: skip
 print(" ".join(command[1:]).replace(str(REPO) + "/", ""))
@@ -94,15 +94,16 @@ print(" ".join(command[1:]).replace(str(REPO) + "/", ""))
 # %% [markdown]
 # ## Run the study
 #
-# Each setting gets its own folder `sweep/runs/<design>_lambda<lambda>_seed<seed>/` (checkpoints, evaluation CSVs,
-# a per-image table and `run.json` once finished); all runs log to `sweep/mlruns.db`, experiment `sweep`
-# (`mlflow ui --backend-store-uri sqlite:///<workdir>/sweep/mlruns.db`).
+# Each run gets its own folder `sweep/runs/<design>_lambda<lambda>_seed<seed>/` (checkpoints, one evaluation folder
+# per split with its `per_image.csv`, and `run.json` once finished); all runs log to `sweep/mlruns.db`, experiment
+# `sweep` (`mlflow ui --backend-store-uri sqlite:///<workdir>/sweep/mlruns.db`). The sweep prints its progress,
+# `[done/total] run: seconds; left, ETA`, after each run.
 
 # %%
 t0 = time.perf_counter()
 env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the study's own store, <out>/mlruns.db
 result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-print("\n".join(result.stdout.splitlines()[-3:]))
+print("\n".join(line for line in result.stdout.splitlines() if line.startswith(("[", "report"))))
 if result.returncode != 0:
     print(result.stderr[-4000:])
     raise SystemExit(f"the sweep failed with exit code {result.returncode}")
@@ -113,17 +114,23 @@ print(sorted(p.name for p in report.iterdir()))
 # %% [markdown]
 # ## Reading the report
 #
+# Everything in the report is computed from one table, `per_image.csv`: the per-image results that every
+# evaluation writes (one row per run, image and class: `label, probability, threshold, decision, correct` and each
+# per-image metric), stacked with the run's `design, lambda, seed`. Any split names and any number of classes work;
+# with several classes a `macro` class (the mean over classes) is added.
+#
 # ### `runs.csv` and `summary.csv`: the headline table
 #
-# `runs.csv` has one row per run. `summary.csv` has one row per setting (design, lambda) with, for each metric,
-# the number of runs, the mean over seeds, its standard deviation and a t-based 95% confidence interval. The
-# columns to read first:
+# `runs.csv` has one row per run, split, class and metric (long format); `summary.csv` one row per setting
+# (design, lambda), split, class and metric with the number of runs, the mean over seeds, its standard deviation
+# and a t-based 95% confidence interval. The numbers to read first:
 #
-# - `accuracy`: in-distribution test accuracy (the shortcut works there);
-# - `accuracy_shifted`: accuracy on `test_shifted`, where only the lesion predicts the label: the honest one;
-# - `precision`: saliency precision (share of saliency mass inside the annotation), next to `chance_level`
-#   (the annotated fraction of the image: what a uniform map would score);
-# - `coverage`: share of the annotation inside the top 10% of the map;
+# - `test accuracy`: in-distribution test accuracy (the shortcut works there);
+# - `test_shifted accuracy` (and `balanced_accuracy`, `auc`): on `test_shifted` only the lesion predicts the label:
+#   the honest one;
+# - `saliency_precision`: share of saliency mass inside the annotation, next to `chance_level` (the annotated
+#   fraction of the image: what a uniform map would score);
+# - `saliency_coverage`: share of the annotation inside the top 10% of the map;
 # - `deletion_auc`: faithfulness; removing the most salient pixels first should make the score drop fast
 #   (lower is better).
 
@@ -131,36 +138,80 @@ print(sorted(p.name for p in report.iterdir()))
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)
 summary = pd.read_csv(report / "summary.csv")
-headline = ["accuracy", "accuracy_shifted", "precision", "chance_level", "coverage", "deletion_auc"]
-table = summary[["setting", "n_runs"] + [f"{m}_mean" for m in headline]]
-table.columns = ["setting", "n_runs"] + headline
-print(table.round(3).to_string(index=False))
+headline = [("test", "accuracy"), ("test_shifted", "accuracy"), ("test", "saliency_precision"),
+            ("test", "chance_level"), ("test", "saliency_coverage"), ("test", "deletion_auc")]  # fmt: skip
+summary["column"] = summary["split"] + " " + summary["metric"]
+table = summary.pivot_table(index="setting", columns="column", values="mean")[[f"{s} {m}" for s, m in headline]]
+print(table.round(3).to_string())
 
 # %% [markdown]
 # ### `stats.csv`: is a setting different from lambda = 0?
 #
-# Every supervised setting is compared with the baseline **on the same test images**:
+# Every supervised setting is compared with the baseline **on the same test images**, per split, class and metric:
 #
 # - `wilcoxon`: per-image paired differences (setting - baseline, averaged over seeds) of each per-image metric,
-#   with a bootstrap CI of the mean difference, effect sizes (`rank_biserial`, `cohens_dz`) and the Wilcoxon
-#   signed-rank p-value; `p_holm` corrects for testing several settings;
+#   with a bootstrap CI of the mean difference (`scipy.stats.bootstrap`), effect sizes (`rank_biserial`,
+#   `cohens_dz`) and the Wilcoxon signed-rank p-value; `p_holm` corrects for testing several settings;
 # - `mcnemar_exact`: per seed, the images that one model classifies correctly and the other does not;
 # - `welch_t`: run-level metrics across seeds (needs at least 2 seeds per setting; NaN otherwise).
 #
 # Images a metric cannot score (negatives have no annotation, hence no precision) are dropped from that metric's
-# pairs and counted in `n_nan_dropped`.
+# pairs and counted in `n_nan_dropped`: those tests speak for the annotated images only.
 
 # %%
 stats = pd.read_csv(report / "stats.csv")
-cols = ["setting", "metric", "test", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm"]
+cols = ["setting", "split", "metric", "test", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm"]
 print(stats[cols].round(4).to_string(index=False))
+
+# %% [markdown]
+# ### What the numbers show, and what they do not
+#
+# Read the report in this order (the cell below does it on this study's numbers):
+#
+# 1. **The best-aligned supervised setting** (highest mean precision) against lambda = 0: how far the saliency
+#    moved into the annotations, with the paired per-image CI of that change. A CI that excludes 0 with a small
+#    Holm-adjusted p-value is the evidence; a large difference with a CI spanning 0 is not.
+# 2. **Its in-distribution accuracy** against lambda = 0, with the across-seed CI of the difference. A CI that
+#    includes 0 shows no accuracy change, which is not the same as showing equal accuracy.
+# 3. **The shift gap**: shifted minus in-distribution accuracy, at lambda = 0 and at that setting. A model that
+#    relies on the shortcut loses accuracy when the shortcut stops predicting the label; a smaller gap under
+#    supervision is the point of the method.
+# 4. **Precision against chance**: the precision of a uniform map is the annotated share of the image.
+# 5. **Seeds**: with fewer than 3 seeds per setting the across-seed CIs are wide (undefined with one seed) and the
+#    across-seed tests have little power.
+#
+# Not shown by these numbers: alignment with the annotations measures agreement with (often coarse) boxes, not that
+# the model relies on the lesion (the confounder-reliance metric, where the data list has the confounder region,
+# measures that more directly); deletion / insertion AUC measure how faithful the map is to the model, not whether
+# the model is right; the results hold for this data set, network and saliency method.
+
+# %%
+means = summary.set_index(["setting", "split", "metric"])["mean"]
+supervised = summary[
+    (summary["lambda"] > 0) & (summary["split"] == "test") & (summary["metric"] == "saliency_precision")
+]
+best = supervised.loc[supervised["mean"].idxmax(), "setting"]
+base = summary.loc[summary["lambda"] == 0, "setting"].iloc[0]
+print(
+    f"best-aligned supervised setting: {best} (precision {means[(best, 'test', 'saliency_precision')]:.3f} vs "
+    f"{means[(base, 'test', 'saliency_precision')]:.3f} at lambda = 0, chance {means[(best, 'test', 'chance_level')]:.3f})"
+)
+paired = stats[(stats["setting"] == best) & (stats["test"] == "wilcoxon") & (stats["split"] == "test")
+               & (stats["metric"] == "saliency_precision")].iloc[0]  # fmt: skip
+print(
+    f"  paired over {paired['n_pairs']} images: {paired['mean_diff']:+.3f} [{paired['ci_low']:.3f}, "
+    f"{paired['ci_high']:.3f}], Holm p = {paired['p_holm']:.3f}"
+)
+for setting in (base, best):
+    gap = means[(setting, "test_shifted", "accuracy")] - means[(setting, "test", "accuracy")]
+    print(f"  {setting}: accuracy {means[(setting, 'test', 'accuracy')]:.3f}, shifted minus in-distribution {gap:+.3f}")
 
 # %% [markdown]
 # ### `pareto.csv`: which settings are worth considering
 #
-# Each setting is a point (mean accuracy, mean saliency precision). A setting is on the Pareto front when no other
-# setting is at least as good on both and better on one; `n_dominating` counts the settings that beat it. The
-# settings off the front can be discarded; choosing among those on it is a matter of how much accuracy one is
+# Each setting is a point (mean accuracy `x`, mean saliency precision `y`). A setting is on the Pareto front when no
+# other setting is at least as good on both and better on one; `n_dominating` counts the settings that beat it.
+# The settings off the front can be discarded; choosing among those on it is a matter of how much accuracy one is
 # willing to trade for explanations that point at the lesion.
 
 # %%
@@ -170,16 +221,14 @@ print(pareto.round(3).to_string(index=False))
 # %% [markdown]
 # ### The plots and the summary
 #
-# - `tradeoff_<metric>.png`: each headline metric against lambda, one line per design, with the seed CIs;
+# - `tradeoff_<split>_<metric>.png`: each headline metric against lambda, one line per design, with the seed CIs;
 # - `pareto.png`: the accuracy / precision scatter with the front drawn in;
-# - `paired_differences.png`: forest plot of the paired differences and their CIs;
-# - `gallery.png`: saliency maps of the same positive test images under the baseline and under the supervised
-#   setting with the best precision, with the annotation outlined.
+# - `paired_differences.png`: forest plot of the paired differences and their CIs.
 #
-# `summary.md` puts the tables together with a short reading generated from the numbers.
+# `summary.md` puts the tables together; the reading above is the part a program should not write for you.
 
 # %%
 for png in sorted(report.glob("*.png")):
-    print(f"{png.name:<32} {png.stat().st_size / 1024:7.1f} KiB")
+    print(f"{png.name:<40} {png.stat().st_size / 1024:7.1f} KiB")
 print()
 print("\n".join((report / "summary.md").read_text().splitlines()[:12]))

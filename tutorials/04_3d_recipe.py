@@ -39,8 +39,8 @@ import monai.bundle
 import nibabel as nib
 import numpy as np
 
+from monai_explain.apps.synthetic import generate_synthetic_ct
 from monai_explain.data import build_datalist
-from monai_explain.data.synthetic import generate_synthetic_ct
 
 parser = argparse.ArgumentParser(description="Train the ct_expl bundle with and without explanation supervision.")
 parser.add_argument("--quick", action="store_true", help="tiny volumes, one epoch, for a smoke test")

@@ -7,7 +7,6 @@ dict per image (``image``, ``id``, ``label``, ``boxes`` / ``rle`` / ``polygons``
 
 from __future__ import annotations
 
-from . import synthetic
 from .adapters import (
     ADAPTERS,
     CHEXLOCALIZE_CLASSES,
@@ -17,6 +16,8 @@ from .adapters import (
     RSNA_PNEUMONIA_CLASSES,
     SIIM_PNEUMOTHORAX_CLASSES,
     VINDR_CXR_CLASSES,
+    VINDR_CXR_GLOBAL_LABELS,
+    VINDR_CXR_LOCAL_LABELS,
     VINDR_NO_FINDING_ID,
     AnnotationFormatError,
     CheXlocalizeAdapter,
@@ -35,6 +36,7 @@ from .adapters import (
     PathEscapeError,
     RSNAPneumoniaAdapter,
     SIIMPneumothoraxAdapter,
+    UnknownClassPolicy,
     VinDrCXRAdapter,
     WorldSpace,
     check_relative_path,
@@ -54,6 +56,8 @@ __all__ = [
     "RSNA_PNEUMONIA_CLASSES",
     "SIIM_PNEUMOTHORAX_CLASSES",
     "VINDR_CXR_CLASSES",
+    "VINDR_CXR_GLOBAL_LABELS",
+    "VINDR_CXR_LOCAL_LABELS",
     "VINDR_NO_FINDING_ID",
     "AnnotationFormatError",
     "CSVAnnotationReader",
@@ -74,6 +78,7 @@ __all__ = [
     "PathEscapeError",
     "RSNAPneumoniaAdapter",
     "SIIMPneumothoraxAdapter",
+    "UnknownClassPolicy",
     "VinDrCXRAdapter",
     "WorldSpace",
     "assign_splits",
@@ -84,5 +89,4 @@ __all__ = [
     "positive_indices",
     "select_classes",
     "split_data_list",
-    "synthetic",
 ]

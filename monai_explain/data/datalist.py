@@ -72,6 +72,30 @@ def select_classes(data: Sequence[dict], all_classes: Sequence[str], keep: Seque
     return out
 
 
+def _read_split_file(split_file: str | os.PathLike) -> dict[str, str]:
+    """``{image_id: split}`` from a JSON file; errors name the file."""
+    try:
+        mapping = json.loads(Path(split_file).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"split file {split_file} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+            "expected an object {image_id: split name}."
+        ) from e
+    except UnicodeDecodeError as e:
+        raise ValueError(f"split file {split_file} is not UTF-8 text: {e}.") from e
+    if not isinstance(mapping, dict):
+        raise ValueError(
+            f"split file {split_file} must hold a JSON object {{image_id: split name}}, got a {type(mapping).__name__}."
+        )
+    bad = [k for k, v in mapping.items() if not isinstance(v, str)]
+    if bad:
+        raise ValueError(
+            f"split file {split_file}: the split of image {bad[0]!r} is {mapping[bad[0]]!r}, not a split name "
+            f"({len(bad)} such entries)."
+        )
+    return mapping
+
+
 def assign_splits(
     data: Sequence[dict], split_file: str | os.PathLike | None = None, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
 ) -> dict[str, list[dict]]:
@@ -81,9 +105,11 @@ def assign_splits(
 
     Raises:
         KeyError: a record missing from ``split_file`` (its id is named).
+        ValueError: ``split_file`` is not valid JSON or not an object of ``{image_id: split name}`` (the file, and
+            the line and column of a syntax error, are named).
     """
     if split_file is not None and Path(split_file).is_file():
-        mapping = json.loads(Path(split_file).read_text())
+        mapping = _read_split_file(split_file)
         groups: dict[str, list[dict]] = {}
         for rec in data:
             if rec["id"] not in mapping:

@@ -42,7 +42,8 @@ class CXRDicomReader(PydicomReader):
     rescaling) keep their dtype, rescaled ones are float32 as in ``PydicomReader``. The meta dict gains
     ``"photometric_interpretation"`` (as stored) and ``"monochrome1_inverted"`` (bool). A file whose pixel data is
     missing, truncated or in an unsupported transfer syntax raises ``ValueError`` / ``NotImplementedError`` naming
-    the file.
+    the file; so does a colour image (``SamplesPerPixel`` > 1, ``RGB`` / ``YBR_*``), a non-finite ``RescaleSlope`` /
+    ``RescaleIntercept`` and an image with NaN / Inf pixels after rescaling (checked before anything trains on it).
 
     Args:
         invert_monochrome1: invert MONOCHROME1 images.
@@ -78,7 +79,31 @@ class CXRDicomReader(PydicomReader):
     def _inverts(self, img: Any) -> bool:
         return self.invert_monochrome1 and self._photometric(img) == "MONOCHROME1"
 
+    @staticmethod
+    def _check_header(img: Any, filename: Any) -> None:
+        """Refuse colour images and non-finite rescale values before decoding, naming the file."""
+        samples = int(getattr(img, "SamplesPerPixel", 1) or 1)
+        photometric = CXRDicomReader._photometric(img)
+        if samples != 1 or photometric.startswith(("RGB", "YBR", "PALETTE", "HSV", "ARGB", "CMYK")):
+            raise ValueError(
+                f"DICOM file {filename} is a colour image ({samples} samples (channels) per pixel, "
+                f"PhotometricInterpretation {photometric!r}); this reader expects a grayscale radiograph "
+                "(SamplesPerPixel 1, MONOCHROME1 or MONOCHROME2): convert it to grayscale first."
+            )
+        for tag in ("RescaleSlope", "RescaleIntercept"):
+            if hasattr(img, tag):
+                raw = getattr(img, tag)
+                try:
+                    value = float(raw)
+                except (TypeError, ValueError):
+                    value = float("nan")
+                if not np.isfinite(value):
+                    raise ValueError(
+                        f"DICOM file {filename} has a non-finite {tag} {raw!r}: its pixels would be NaN / Inf."
+                    )
+
     def _get_array_data(self, img: Any, filename: Any) -> Any:
+        self._check_header(img, filename)
         try:
             data = super()._get_array_data(img, filename)
         except (ValueError, NotImplementedError) as e:
@@ -87,6 +112,15 @@ class CXRDicomReader(PydicomReader):
                 raise
             cls = NotImplementedError if isinstance(e, NotImplementedError) else ValueError
             raise cls(f"cannot decode the pixel data of DICOM file {filename}: {e}") from e
+        if np.issubdtype(data.dtype, np.floating):
+            # LoadImage stores float32: a float64 value beyond its range would become Inf there
+            bad = ~(np.abs(data) <= np.finfo(np.float32).max)
+            if bad.any():
+                slope, intercept = getattr(img, "RescaleSlope", 1), getattr(img, "RescaleIntercept", 0)
+                raise ValueError(
+                    f"DICOM file {filename} has {int(bad.sum())} pixels that are NaN, Inf or beyond the float32 range "
+                    f"after rescaling (RescaleSlope {slope}, RescaleIntercept {intercept})."
+                )
         if not self._inverts(img):
             return data
         if self.invert_range == Monochrome1Range.DATA:

@@ -10,6 +10,7 @@ from .alignment_metrics import (
     SaliencyIoUHandler,
     SaliencyPrecisionHandler,
 )
+from .best_metric import NaNSafeBestMetric, nan_safe_metric_cmp
 from .checkpointing import (
     LAST_CHECKPOINT_PREFIX,
     BestModelSaver,
@@ -22,13 +23,20 @@ from .epoch_seed import EpochSeedHandler
 from .explanation_loss import ExplanationLossHandler, default_saliency_target, loss_terms
 from .faithfulness import FaithfulnessHandler
 from .lambda_schedules import ConstantLambda, LambdaSchedule, LinearWarmupLambda, StepLambda, get_lambda_schedule
-from .mlflow_tracking import ResilientMLFlowHandler
+from .mlflow_model import MLflowModelLogger
+from .mlflow_tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ResilientMLFlowHandler, training_run_id
+from .output_lock import OutputFolderLock
 from .overlay import SaliencyOverlayHandler, save_overlay_grid
+from .per_image_results import PER_IMAGE_COLUMNS, PER_IMAGE_FILE, PerImageResultsWriter, resolve_threshold
 from .progress import ProgressBarHandler
 from .saliency_output import SaliencyOutputHandler
 
 __all__ = [
+    "EXPERIMENT_KIND",
+    "EXPERIMENT_KIND_TAG",
     "LAST_CHECKPOINT_PREFIX",
+    "PER_IMAGE_COLUMNS",
+    "PER_IMAGE_FILE",
     "BestModelSaver",
     "ChanceLevelHandler",
     "ConstantLambda",
@@ -39,6 +47,10 @@ __all__ = [
     "LastCheckpointLoader",
     "LastCheckpointSaver",
     "LinearWarmupLambda",
+    "MLflowModelLogger",
+    "NaNSafeBestMetric",
+    "OutputFolderLock",
+    "PerImageResultsWriter",
     "PointingGameHandler",
     "ProgressBarHandler",
     "ResilientMLFlowHandler",
@@ -53,5 +65,8 @@ __all__ = [
     "find_last_checkpoint",
     "get_lambda_schedule",
     "loss_terms",
+    "nan_safe_metric_cmp",
+    "resolve_threshold",
     "save_overlay_grid",
+    "training_run_id",
 ]

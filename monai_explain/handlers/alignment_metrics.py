@@ -19,8 +19,11 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from typing import Any
 
+import torch
 from monai.handlers.ignite_metric import IgniteMetricHandler
 from monai.handlers.utils import from_engine
 from monai.utils import MetricReduction
@@ -51,8 +54,57 @@ __all__ = [
 #: Default ``output_transform`` of the alignment handlers: ``(saliency, mask)`` from the engine output.
 SALIENCY_OUTPUT_TRANSFORM = from_engine(["saliency", "mask"])
 
+logger = logging.getLogger(__name__)
 
-class SaliencyCoverageHandler(IgniteMetricHandler):
+_OVER_ALL = (MetricReduction.MEAN, MetricReduction.SUM)
+_PER_CHANNEL = (MetricReduction.MEAN_BATCH, MetricReduction.SUM_BATCH)
+_PER_SAMPLE = (MetricReduction.MEAN_CHANNEL, MetricReduction.SUM_CHANNEL)
+
+
+class _AlignmentMetricHandler(IgniteMetricHandler):
+    """``IgniteMetricHandler`` whose value is NaN, not 0, when no image of the epoch has an annotation.
+
+    MONAI's ``do_metric_reduction`` turns an all-NaN buffer (every mask empty, e.g. a split of negatives only) into
+    0, which reads as "the saliency never hits the annotation". Here a reduced value with no annotated image behind
+    it is NaN, and the number of annotated images is logged at every computation (a warning when it is 0).
+    """
+
+    def compute(self) -> Any:
+        buffer = self.metric_fn.get_buffer()
+        result = super().compute()
+        if not isinstance(buffer, torch.Tensor) or buffer.ndim != 2:
+            return result
+        annotated = ~torch.isnan(buffer)  # (images, channels): False where the mask is empty
+        n_images, n_annotated = buffer.shape[0], int(annotated.any(dim=1).sum())
+        name = self._name or type(self).__name__
+        reduction = MetricReduction(self.metric_fn.reduction)
+        if reduction in _OVER_ALL:
+            empty = ~annotated.any().reshape(1)
+        elif reduction in _PER_CHANNEL:
+            empty = ~annotated.any(dim=0)
+        elif reduction in _PER_SAMPLE:
+            empty = ~annotated.any(dim=1)
+        else:  # "none": the per-image values, NaN where empty already
+            empty = None
+        if n_annotated == 0:
+            logger.warning(
+                "%s: none of the %d images has an annotation (all masks empty): the metric is NaN, not 0.",
+                name,
+                n_images,
+            )
+        else:
+            logger.info(
+                "%s: computed over %d of %d images (the others have no annotation).", name, n_annotated, n_images
+            )
+        if empty is None or not bool(empty.any()):
+            return result
+        value = torch.as_tensor(result, dtype=torch.float32).reshape(empty.shape).clone()
+        value[empty] = float("nan")
+        value = value.squeeze()
+        return value.item() if value.ndim == 0 else value
+
+
+class SaliencyCoverageHandler(_AlignmentMetricHandler):
     """Annotation coverage ``|B and A| / |A|`` (or the fraction of instances found), averaged over non-empty masks.
 
     Args:
@@ -98,7 +150,7 @@ class SaliencyCoverageHandler(IgniteMetricHandler):
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 
 
-class SaliencyPrecisionHandler(IgniteMetricHandler):
+class SaliencyPrecisionHandler(_AlignmentMetricHandler):
     """Saliency precision (``|B and A| / |B|`` or ``sum(S * A) / sum(S)``), averaged over non-empty masks.
 
     Args:
@@ -140,7 +192,7 @@ class SaliencyPrecisionHandler(IgniteMetricHandler):
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 
 
-class ChanceLevelHandler(IgniteMetricHandler):
+class ChanceLevelHandler(_AlignmentMetricHandler):
     """Chance level of saliency precision, the annotated fraction ``|A| / N``, averaged over non-empty masks.
 
     Reads the same ``(saliency, mask)`` pair as the other handlers (the saliency only sets the channel layout), so
@@ -167,7 +219,7 @@ class ChanceLevelHandler(IgniteMetricHandler):
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 
 
-class PointingGameHandler(IgniteMetricHandler):
+class PointingGameHandler(_AlignmentMetricHandler):
     """Pointing-game hit rate (maximum of the saliency inside the annotation) over non-empty masks.
 
     Args:
@@ -193,7 +245,7 @@ class PointingGameHandler(IgniteMetricHandler):
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 
 
-class SaliencyIoUHandler(IgniteMetricHandler):
+class SaliencyIoUHandler(_AlignmentMetricHandler):
     """IoU of the binarised saliency (Otsu by default, CheXlocalize) and the annotation, over non-empty masks.
 
     Args:

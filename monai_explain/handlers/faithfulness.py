@@ -12,8 +12,7 @@ from monai.utils import CommonKeys as Keys
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_explain.metrics import compute_deletion_auc, compute_insertion_auc
-
-from .explanation_loss import default_saliency_target
+from monai_explain.saliency.targets import explained_classes, saliency_target
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
@@ -27,8 +26,11 @@ __all__ = ["FaithfulnessHandler"]
 class FaithfulnessHandler:
     """Deletion (or insertion) AUC of the saliency maps an evaluator produces, as an evaluator metric.
 
-    Runs after :class:`~monai_explain.handlers.SaliencyOutputHandler` on ``IterationEvents.FORWARD_COMPLETED``:
-    perturbs each image in the order of its own saliency map (see
+    Runs after :class:`~monai_explain.handlers.SaliencyOutputHandler` on ``IterationEvents.FORWARD_COMPLETED``
+    and scores the same (image, class) pairs as the alignment metrics: channel ``k`` of the map is scored against
+    the probability of the class it explains (``output["saliency_class"]``, see
+    :func:`monai_explain.saliency.targets.explained_classes`), for the images whose mask channel ``k`` is not
+    empty (others get NaN). It perturbs each image in the order of its own saliency map (see
     :func:`monai_explain.metrics.compute_deletion_auc`), with the network in eval mode and without gradients.
     Per-image values go to ``engine.state.output[name]`` (so they are decollated per item) and to
     ``engine.state.metric_details[name]`` (so ``MetricsSaver`` writes them); the mean over images, with
@@ -84,22 +86,30 @@ class FaithfulnessHandler:
                 "before this handler."
             )
         logits = output[Keys.PRED]
-        target = default_saliency_target(output[Keys.LABEL], logits)
-        if target.ndim == 2:  # multi-hot: explain the first positive class of each sample
-            target = target.argmax(dim=1)
         saliency = output[self.saliency_key]
-        if saliency.shape[1] > 1:
-            saliency = saliency.gather(1, target.view(-1, *[1] * (saliency.ndim - 1)).expand(-1, 1, *saliency.shape[2:]))
+        classes = output.get(f"{self.saliency_key}_class")
+        if classes is None:  # maps made elsewhere: the same "label" policy as SaliencyOutputHandler's default
+            classes = explained_classes(saliency_target(output[Keys.LABEL], logits), logits.shape[1])
         images = output[Keys.IMAGE].detach()
-        keep = torch.ones(images.shape[0], dtype=torch.bool, device=images.device)
-        if self.mask_key in output:  # like the alignment metrics: only annotated images count
-            mask = torch.as_tensor(output[self.mask_key]).to(images.device)
-            keep = mask.flatten(1).amax(dim=1) > 0
-        values = torch.full((images.shape[0], 1), float("nan"), device=images.device)
-        if bool(keep.any()):
-            with eval_mode(engine.network):
-                sal = saliency.to(images.device)[keep]
-                values[keep] = self.compute(engine.network, images[keep], target[keep], sal, **self.kwargs)
+        classes = torch.as_tensor(classes, device=images.device).long()
+        if classes.shape != saliency.shape[:2]:
+            raise ValueError(
+                f"FaithfulnessHandler: {classes.shape[1]} explained classes for saliency of shape "
+                f"{tuple(saliency.shape)}."
+            )
+        mask = torch.as_tensor(output[self.mask_key]).to(images.device) if self.mask_key in output else None
+        values = torch.full(tuple(saliency.shape[:2]), float("nan"), device=images.device)
+        with eval_mode(engine.network):
+            for k in range(saliency.shape[1]):  # channel k explains class classes[:, k], scored against mask[:, k]
+                keep = torch.ones(images.shape[0], dtype=torch.bool, device=images.device)
+                if mask is not None:  # like the alignment metrics: only annotated (image, class) pairs count
+                    m = mask[:, k] if mask.shape[1] == saliency.shape[1] else mask.amax(dim=1)
+                    keep = m.flatten(1).amax(dim=1) > 0
+                if bool(keep.any()):
+                    sal = saliency[:, k : k + 1].to(images.device)[keep]
+                    values[keep, k] = self.compute(engine.network, images[keep], classes[keep, k], sal, **self.kwargs)[
+                        :, 0
+                    ].to(values.dtype)
         self.buffer.extend(values)
         output[self.name] = values
 

@@ -3,22 +3,66 @@
 A schedule is a callable of the Ignite engine returning the lambda of the current iteration. It is stateless:
 it reads ``engine.state.iteration`` / ``engine.state.epoch`` only, so a run resumed from a checkpoint (which
 restores the engine state) continues the schedule exactly where it stopped.
+
+Every number a schedule is built from is checked at construction, naming the argument: a numeric string such as
+``"0.3"`` (a value given on a command line) is read as a number; anything else that is not a real number (a bool,
+a non-numeric string), and NaN or infinity, raises ``ValueError``; lambda values must be >= 0.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from monai.utils import StrEnum
 
-__all__ = ["ConstantLambda", "LambdaSchedule", "LinearWarmupLambda", "StepLambda", "get_lambda_schedule"]
+__all__ = [
+    "ConstantLambda",
+    "LambdaSchedule",
+    "LinearWarmupLambda",
+    "StepLambda",
+    "as_finite_number",
+    "get_lambda_schedule",
+]
 
 
 class _Unit(StrEnum):
     EPOCH = "epoch"
     ITERATION = "iteration"
+
+
+def as_finite_number(name: str, value: Any) -> float:
+    """``value`` as a finite float: numbers and numeric strings (``"0.3"``, from a command line) are accepted.
+
+    Args:
+        name: the argument's name, used in the error message.
+        value: the value to convert.
+
+    Raises:
+        ValueError: a bool, a non-numeric string or object, NaN or infinity (naming ``name`` and the value).
+
+    Example:
+        >>> as_finite_number("lambda", "0.3")
+        0.3
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got the bool {value!r}.")
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__}).") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    return number
+
+
+def _lambda_value(name: str, value: Any) -> float:
+    number = as_finite_number(f"lambda {name}", value)
+    if number < 0:
+        raise ValueError(f"lambda {name} must be non-negative, got {value!r}.")
+    return number
 
 
 class LambdaSchedule:
@@ -54,9 +98,7 @@ class ConstantLambda(LambdaSchedule):
 
     def __init__(self, value: float, unit: str = "epoch") -> None:
         super().__init__(unit)
-        if value < 0:
-            raise ValueError(f"lambda must be non-negative, got {value}.")
-        self.constant = float(value)
+        self.constant = _lambda_value("value", value)
 
     def value(self, step: float) -> float:
         return self.constant
@@ -72,11 +114,10 @@ class LinearWarmupLambda(LambdaSchedule):
 
     def __init__(self, end: float, warmup: float, start: float = 0.0, unit: str = "epoch") -> None:
         super().__init__(unit)
-        if warmup <= 0:
-            raise ValueError(f"warmup must be positive, got {warmup}.")
-        if min(start, end) < 0:
-            raise ValueError(f"lambda must be non-negative, got start={start}, end={end}.")
-        self.start, self.end, self.warmup = float(start), float(end), float(warmup)
+        self.start, self.end = _lambda_value("start", start), _lambda_value("end", end)
+        self.warmup = as_finite_number("warmup", warmup)
+        if self.warmup <= 0:
+            raise ValueError(f"warmup must be positive, got {warmup!r}.")
 
     def value(self, step: float) -> float:
         frac = min(max(step / self.warmup, 0.0), 1.0)
@@ -92,17 +133,17 @@ class StepLambda(LambdaSchedule):
 
     def __init__(self, milestones: Sequence[float], values: Sequence[float], unit: str = "epoch") -> None:
         super().__init__(unit)
+        if isinstance(milestones, (str, bytes)) or isinstance(values, (str, bytes)):
+            raise ValueError(f"milestones and values must be sequences, got {milestones!r} and {values!r}.")
         if len(values) != len(milestones) + 1:
             raise ValueError(
                 f"StepLambda needs one more value than milestones, got {len(values)} values "
                 f"and {len(milestones)} milestones."
             )
-        if list(milestones) != sorted(milestones):
+        self.milestones = [as_finite_number(f"milestones[{i}]", m) for i, m in enumerate(milestones)]
+        self.values = [_lambda_value(f"values[{i}]", v) for i, v in enumerate(values)]
+        if self.milestones != sorted(self.milestones):
             raise ValueError(f"milestones must be increasing, got {list(milestones)}.")
-        if min(values) < 0:
-            raise ValueError(f"lambda must be non-negative, got {list(values)}.")
-        self.milestones = [float(m) for m in milestones]
-        self.values = [float(v) for v in values]
 
     def value(self, step: float) -> float:
         return self.values[bisect_right(self.milestones, step)]
@@ -115,24 +156,35 @@ _SCHEDULES: dict[str, type[LambdaSchedule]] = {
 }
 
 
-def get_lambda_schedule(spec: float | LambdaSchedule | Callable | dict) -> Callable[[Any], float]:
+def get_lambda_schedule(spec: float | str | LambdaSchedule | Callable | dict) -> Callable[[Any], float]:
     """Build a schedule from a number (constant), a schedule object, any callable, or a config dict.
 
     Args:
-        spec: e.g. ``0.3``, ``{"name": "linear_warmup", "end": 1.0, "warmup": 2}``,
+        spec: e.g. ``0.3`` (or ``"0.3"``), ``{"name": "linear_warmup", "end": 1.0, "warmup": 2}``,
             ``{"name": "step", "milestones": [2], "values": [0.0, 1.0]}``.
 
     Raises:
-        ValueError: for an unknown schedule name.
+        ValueError: for an unknown schedule name, an unknown or missing argument of the schedule, or a value that
+            is not a finite number (the argument is named).
     """
+    if isinstance(spec, bool):
+        raise ValueError(f"cannot build a lambda schedule from the bool {spec!r}.")
     if isinstance(spec, (int, float)):
-        return ConstantLambda(float(spec))
+        return ConstantLambda(spec)
+    if isinstance(spec, str):
+        try:
+            return ConstantLambda(spec)
+        except ValueError as e:
+            raise ValueError(f"cannot build a lambda schedule from {spec!r}: {e}") from None
     if isinstance(spec, dict):
         kwargs = dict(spec)
         name = str(kwargs.pop("name", "constant"))
         if name not in _SCHEDULES:
             raise ValueError(f"unknown lambda schedule {name!r}; choose one of {sorted(_SCHEDULES)}.")
-        return _SCHEDULES[name](**kwargs)
+        try:
+            return _SCHEDULES[name](**kwargs)
+        except (TypeError, ValueError) as e:  # an unknown or missing keyword, a bad value
+            raise ValueError(f"lambda schedule {name!r}: {e}") from None
     if callable(spec):
         return spec
     raise ValueError(f"cannot build a lambda schedule from {spec!r}.")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from monai.data import MetaTensor
@@ -12,7 +11,13 @@ from monai.networks.utils import eval_mode
 from monai.utils import CommonKeys as Keys
 from monai.utils import IgniteInfo, convert_to_dst_type, min_version, optional_import
 
-from .explanation_loss import default_saliency_target
+from monai_explain.saliency.targets import (
+    SaliencyMethodProtocol,
+    TargetSpec,
+    check_target_policy,
+    explained_classes,
+    saliency_target,
+)
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -23,49 +28,40 @@ __all__ = ["SaliencyOutputHandler"]
 
 
 class SaliencyOutputHandler:
-    """Adds ``"saliency"`` and ``"mask"`` to a MONAI evaluator's output, for the alignment metric handlers.
+    """Adds ``"saliency"``, ``"saliency_class"`` and ``"mask"`` to a MONAI evaluator's output.
 
     MONAI's ``SupervisedEvaluator`` runs its forward pass under ``torch.no_grad``, which leaves nothing to take a
     saliency map from. On ``IterationEvents.FORWARD_COMPLETED`` (before decollation) this handler runs the network
     once more in eval mode with gradients enabled, through the saliency method (hooks registered only for that
-    forward), detaches the map, and stores it with the batch's mask. Decollation then gives each item its own
-    ``"saliency"`` and ``"mask"``, read by e.g. ``SaliencyPrecisionHandler(output_transform=from_engine(["saliency",
+    forward), detaches the map, and stores it with the batch's mask and the class each map channel explains
+    (:func:`monai_explain.saliency.targets.explained_classes`, ``(B, K)``), so that the alignment metrics, the
+    faithfulness handler and the per-image table score the same (image, class) pairs. Decollation then gives each
+    item its own entries, read by e.g. ``SaliencyPrecisionHandler(output_transform=from_engine(["saliency",
     "mask"]))``.
 
     Args:
-        saliency_method: a :class:`monai_explain.saliency.SaliencyMethod` on the evaluator's network.
+        saliency_method: a saliency method on the evaluator's network (:class:`SaliencyMethodProtocol`).
         mask_key: key of the annotation mask in the collated batch; None when there is none (inference).
-        target: ``"label"`` to explain the annotated class, ``"pred"`` to explain the predicted class, or a
-            callable ``f(label, logits)``.
-        saliency_key: output key for the map.
+        target: the target policy (:mod:`monai_explain.saliency.targets`): ``"label"`` (the annotated classes),
+            ``"pred"`` (the predicted class), ``"all"``, a class index or a callable ``f(label, logits)``.
+        saliency_key: output key for the map (the explained classes go to ``<saliency_key>_class``).
     """
 
     def __init__(
         self,
-        saliency_method: Any,
+        saliency_method: SaliencyMethodProtocol,
         mask_key: str | None = "mask",
-        target: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "label",
+        target: TargetSpec = "label",
         saliency_key: str = "saliency",
     ) -> None:
-        if isinstance(target, str) and target not in ("label", "pred"):
-            raise ValueError(f"target must be 'label', 'pred' or a callable, got {target!r}.")
         self.saliency_method = saliency_method
         self.mask_key = mask_key
-        self.target = target
+        self.target = check_target_policy(target)
         self.saliency_key = saliency_key
 
     def attach(self, engine: Engine) -> None:
         if not engine.has_event_handler(self, IterationEvents.FORWARD_COMPLETED):
             engine.add_event_handler(IterationEvents.FORWARD_COMPLETED, self)
-
-    def _target(self, label: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        if callable(self.target):
-            return self.target(label, logits)
-        if self.target == "pred":
-            if logits.shape[1] == 1:
-                return torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-            return logits.argmax(dim=1)
-        return default_saliency_target(label, logits)
 
     def __call__(self, engine: Engine) -> None:
         output = engine.state.output
@@ -74,7 +70,8 @@ class SaliencyOutputHandler:
             keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
             raise KeyError(f"SaliencyOutputHandler: mask key {self.mask_key!r} not in the batch (keys: {keys}).")
         inputs = output[Keys.IMAGE]
-        target = self._target(output[Keys.LABEL], output[Keys.PRED].detach())
+        logits = output[Keys.PRED].detach()
+        target = saliency_target(output.get(Keys.LABEL), logits, self.target)
         net = engine.network
         with eval_mode(net), torch.enable_grad():
             x = inputs.detach().requires_grad_(bool(getattr(self.saliency_method, "needs_input_grad", False)))
@@ -83,5 +80,6 @@ class SaliencyOutputHandler:
         if isinstance(inputs, MetaTensor):  # keep each image's meta (file name, affine) for savers downstream
             saliency = convert_to_dst_type(saliency, dst=inputs, dtype=torch.float32)[0]
         output[self.saliency_key] = saliency
+        output[f"{self.saliency_key}_class"] = explained_classes(target, logits.shape[1]).to(logits.device)
         if self.mask_key is not None:
             output[self.mask_key] = torch.as_tensor(batch[self.mask_key]).to(inputs.device)

@@ -23,6 +23,14 @@ kl       ``sum(P log P - P log(Q + eps))``, ``P = m / sum(m)``,           ``sum`
 ``bce`` clamps ``p`` to ``[e, 1 - e]`` with ``e = max(eps, finfo(dtype).eps)`` so that ``log`` stays finite in
 float32. ``energy`` and ``kl`` use the positive part of the map (as Model Guidance uses positive attributions); the
 clamp is done by the caller before normalisation (see :data:`NON_NEGATIVE_DESIGNS`).
+
+Range: sums and squares run on the map divided by its largest absolute value per sample and channel (a constant
+of the graph, so values and gradients are those of the formulas), so no intermediate sum or square overflows: every
+design returns a finite value for any finite map whose exact loss is representable in the map's dtype. The bounded
+designs (``energy``, ``dice``, ``kl``, ``bce`` and the normalised ones) are therefore finite for every finite map,
+even one with values near ``finfo(dtype).max``; ``outside`` and ``mse``/``l1`` with ``normalize="none"`` return
+``inf`` only when the exact mean square (or mean) itself exceeds the dtype's range (e.g. ~1e77 for a float32 map of
+3e38; normalise such maps, or compute in float64).
 """
 
 from __future__ import annotations
@@ -88,6 +96,28 @@ def _flat_mean(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2).mean(-1)
 
 
+def _range_scale(x: torch.Tensor) -> torch.Tensor:
+    """``(B, K)`` largest ``|x|`` per sample and channel (1 where the map is all zero), outside the graph."""
+    c = x.detach().abs().flatten(2).amax(-1)
+    return torch.where(c > 0, c, torch.ones_like(c))
+
+
+def _spread(c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``(B, K)`` -> ``(B, K, 1, ..., 1)`` broadcastable against ``like``."""
+    return c[(...,) + (None,) * (like.ndim - 2)]
+
+
+def _floor(eps: float, c: torch.Tensor) -> torch.Tensor:
+    """The floor ``eps`` of an unscaled sum, in the units of a sum scaled by ``1 / c`` (kept above 0)."""
+    return (eps / c).clamp_min(torch.finfo(c.dtype).tiny)
+
+
+def _mean_square(x: torch.Tensor) -> torch.Tensor:
+    """``mean(x ** 2)`` over the spatial axes without overflowing in the square: ``c * (c * mean((x / c) ** 2))``."""
+    c = _range_scale(x)
+    return c * (c * _flat_mean((x / _spread(c, x)) ** 2))
+
+
 def energy_term(saliency: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """``1 -`` the fraction of the saliency mass that lies inside the (soft) mask: ``1 - sum(s m) / sum(s)``.
 
@@ -99,7 +129,9 @@ def energy_term(saliency: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -
     Returns:
         ``(B, K)`` values in [0, 1].
     """
-    return 1.0 - _flat_sum(saliency * mask) / _flat_sum(saliency).clamp_min(eps)
+    c = _range_scale(saliency)  # the ratio is scale-free: sums of the scaled map cannot overflow
+    s = saliency / _spread(c, saliency)
+    return 1.0 - _flat_sum(s * mask) / torch.maximum(_flat_sum(s), _floor(eps, c))
 
 
 def outside_term(saliency: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -107,17 +139,19 @@ def outside_term(saliency: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) 
 
     Fed with input gradients this is the Right-for-the-Right-Reasons / GradMask penalty.
     """
-    return _flat_mean(((1.0 - mask) * saliency) ** 2)
+    return _mean_square((1.0 - mask) * saliency)
 
 
 def l1_term(saliency: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Mean absolute difference between the (normalised) map and the mask (``eps`` unused)."""
-    return _flat_mean((saliency - mask).abs())
+    d = (saliency - mask).abs()
+    c = _range_scale(d)
+    return c * _flat_mean(d / _spread(c, d))
 
 
 def mse_term(saliency: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Mean squared difference between the (normalised) map and the mask (``eps`` unused)."""
-    return _flat_mean((saliency - mask) ** 2)
+    return _mean_square(saliency - mask)
 
 
 def bce_term(saliency: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -136,7 +170,10 @@ def dice_term(saliency: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> 
     This is the formula of ``monai.losses.DiceLoss`` (``squared_pred=False``) with ``smooth_nr = smooth_dr = 0``;
     no smoothing is needed because an empty mask is excluded by the caller.
     """
-    return 1.0 - 2.0 * _flat_sum(saliency * mask) / (_flat_sum(saliency) + _flat_sum(mask)).clamp_min(eps)
+    c = _range_scale(saliency)  # numerator and denominator both divided by c: no overflow in the sums
+    s = saliency / _spread(c, saliency)
+    den = _flat_sum(s) + _flat_sum(mask) / c
+    return 1.0 - 2.0 * _flat_sum(s * mask) / torch.maximum(den, _floor(eps, c))
 
 
 def kl_term(saliency: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -151,7 +188,9 @@ def kl_term(saliency: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> to
         eps: floor of both sums and offset inside the log.
     """
     p = mask / _flat_sum(mask).clamp_min(eps)[(...,) + (None,) * (mask.ndim - 2)]
-    q = saliency / _flat_sum(saliency).clamp_min(eps)[(...,) + (None,) * (saliency.ndim - 2)]
+    c = _range_scale(saliency)  # Q is scale-free: normalise the scaled map, whose sum cannot overflow
+    s = saliency / _spread(c, saliency)
+    q = s / _spread(torch.maximum(_flat_sum(s), _floor(eps, c)), s)
     return _flat_sum(torch.xlogy(p, p) - p * torch.log(q + eps))
 
 

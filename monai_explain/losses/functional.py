@@ -5,7 +5,9 @@
 
 Order of operations on ``saliency`` (B, K, *spatial) and ``mask`` (B, K or 1, *spatial):
 
-1. validation (shapes, finite saliency, mask values in [0, 1], weights) and conversion: MetaTensors become plain
+1. validation (shapes, finite saliency, mask values in [0, 1], weights; the value checks raise at once on the CPU,
+   are asynchronous device assertions on an accelerator - no host synchronisation - and can be switched off with
+   :func:`monai_explain.utils.value_checks`) and conversion: MetaTensors become plain
    tensors, integer/bool masks become floats of the saliency's dtype, float16/bfloat16 saliency is computed in
    float32 (the loss comes back in float32);
 2. ``soft_mask=False`` binarises the mask at 0.5 (``mask >= 0.5``); with ``soft_mask=True`` it is used as given;
@@ -36,6 +38,7 @@ from monai_explain.losses.designs import (
     ExplanationLossDesign,
     compute_design_terms,
 )
+from monai_explain.utils.checks import check_tensor
 from monai_explain.utils.saliency_ops import SaliencyNormalization, normalize_saliency, resize_saliency
 
 __all__ = ["explanation_loss", "explanation_loss_terms", "reduce_explanation_loss"]
@@ -82,13 +85,16 @@ def _prepare_inputs(saliency: torch.Tensor, mask: torch.Tensor, soft_mask: bool)
         raise ValueError(f"mask {m_shape} must have 1 or K={s_shape[1]} channels (saliency {s_shape}).")
     if not saliency.is_floating_point():
         raise TypeError(f"saliency must be a floating point tensor, got {saliency.dtype}.")
-    if not bool(torch.isfinite(saliency).all()):
-        raise ValueError(f"saliency {s_shape} contains NaN or Inf values.")
+    check_tensor(torch.isfinite(saliency), f"saliency {s_shape} contains NaN or Inf values.")
     if saliency.dtype in (torch.float16, torch.bfloat16):
         saliency = saliency.float()
+    is_bool = mask.dtype == torch.bool
     mask = mask.to(device=saliency.device, dtype=saliency.dtype)
-    if not bool(((mask >= 0) & (mask <= 1)).all()):
-        raise ValueError(f"mask {m_shape} values must lie in [0, 1] (soft masks allowed), found values outside.")
+    if not is_bool:  # a bool mask is {0, 1} by type
+        check_tensor(
+            (mask >= 0) & (mask <= 1),
+            f"mask {m_shape} values must lie in [0, 1] (soft masks allowed), found values outside.",
+        )
     if not soft_mask:
         mask = (mask >= 0.5).to(saliency.dtype)
     saliency = resize_saliency(saliency, mask.shape[2:])
@@ -176,8 +182,9 @@ def reduce_explanation_loss(
                 f"(loss terms {tuple(terms.shape)})."
             )
         weight = weight.to(device=terms.device, dtype=terms.dtype)
-        if not bool((torch.isfinite(weight) & (weight >= 0)).all()):
-            raise ValueError(f"weight must be finite and >= 0, got {weight.tolist()}.")
+        check_tensor(
+            torch.isfinite(weight) & (weight >= 0), f"weight must be finite and >= 0 (loss terms {tuple(terms.shape)})."
+        )
         w = w * weight[:, None]
     weighted = terms * w
     if reduction == LossReduction.NONE:

@@ -15,6 +15,7 @@ from .binarize import (
     DEFAULT_TOPK_FRACTION,
     BinarizeMethod,
     binarize_saliency,
+    fill_regions,
     otsu_threshold,
 )
 from .chance import ChanceLevel, compute_chance_level
@@ -32,7 +33,7 @@ from .faithfulness import (
     compute_insertion_auc,
     compute_perturbation_curve,
 )
-from .iou import SaliencyIoU, compute_saliency_iou
+from .iou import EmptyPrediction, SaliencyIoU, compute_saliency_iou
 from .pointing_game import PointingGame, compute_pointing_game
 from .precision import PrecisionMode, SaliencyPrecision, compute_saliency_precision
 from .utils import alignment_counts, prepare_saliency_and_mask
@@ -45,6 +46,7 @@ __all__ = [
     "BinarizeMethod",
     "ChanceLevel",
     "DeletionAUC",
+    "EmptyPrediction",
     "InsertionAUC",
     "PointingGame",
     "PrecisionMode",
@@ -64,6 +66,7 @@ __all__ = [
     "compute_saliency_coverage",
     "compute_saliency_iou",
     "compute_saliency_precision",
+    "fill_regions",
     "instance_masks",
     "otsu_threshold",
     "prepare_saliency_and_mask",

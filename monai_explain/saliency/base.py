@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextlib import nullcontext as _nullcontext
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from monai_explain.utils.checks import check_tensor, value_checks_enabled
 from monai_explain.utils.saliency_ops import resize_saliency
+
+from .batchnorm import BatchNormGrad, BatchNormPatch, frozen_batch_statistics, patch_batchnorm
 
 __all__ = ["SaliencyMethod", "first_tensor", "parse_target"]
 
@@ -46,8 +50,8 @@ def parse_target(target: torch.Tensor | int, logits: torch.Tensor) -> torch.Tens
     Raises:
         TypeError: for a target that is neither an int nor a tensor.
         ValueError: for a shape that fits neither form, float class indices or an index outside ``[0, C)``
-            (the range is checked for CPU targets only: on an accelerator it would force a synchronisation, and
-            an out-of-range index fails there in the indexing kernel, as it does in the cross-entropy loss).
+            (on an accelerator the range check is an asynchronous device assertion, no host synchronisation; see
+            :func:`monai_explain.utils.value_checks`).
     """
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -68,9 +72,12 @@ def parse_target(target: torch.Tensor | int, logits: torch.Tensor) -> torch.Tens
         )
     if target.is_floating_point() or target.dtype == torch.bool:
         raise ValueError(f"class-index target must be an integer tensor, got dtype {target.dtype}.")
-    if target.device.type == "cpu" and target.numel():  # on an accelerator this check would cost a sync
-        lo, hi = int(target.min()), int(target.max())
-        if lo < 0 or hi >= c:
+    if target.numel() and value_checks_enabled():  # CPU: one check, raised at once; accelerator: asynchronous
+        in_range = (target >= 0) & (target < c)
+        if target.device.type != "cpu":
+            check_tensor(in_range, f"target class index out of range [0, {c}) for logits {tuple(logits.shape)}.")
+        elif not bool(in_range.all()):
+            lo, hi = int(target.min()), int(target.max())
             raise ValueError(f"target class index out of range [0, {c}): got values in [{lo}, {hi}].")
     return target.to(device=logits.device, dtype=torch.long)
 
@@ -91,8 +98,18 @@ class SaliencyMethod:
     The module names of a model wrapped in ``DistributedDataParallel`` are found with or without the
     ``"module."`` prefix. ``nn.DataParallel`` is not supported (its replicas would race on the recordings).
 
+    Second derivative of BatchNorm: methods that differentiate twice (input gradient, input x gradient,
+    Grad-CAM / HiResCAM below the last feature map) swap, while registered, an exact closed-form double backward
+    into the BatchNorm layers they differentiate through (:mod:`monai_explain.saliency.batchnorm`): same
+    forward, first backward, running statistics and state dict as PyTorch's BatchNorm, several times fewer
+    kernels in the training step's backward. ``batchnorm="native"`` keeps PyTorch's own; ``"per_sample"`` holds
+    the batch statistics constant in the saliency term (train mode), so a sample's map does not depend on the
+    other samples of its batch. The swap is undone by :meth:`remove` (also when :meth:`recording` exits on an
+    exception).
+
     Args:
         model: the classifier, returning ``(B, C)`` logits.
+        batchnorm: a :class:`~monai_explain.saliency.batchnorm.BatchNormGrad` value (default ``"exact"``).
 
     Example:
         >>> import torch
@@ -110,14 +127,17 @@ class SaliencyMethod:
     needs_input_grad: ClassVar[bool] = False
     needs_autograd: ClassVar[bool] = True
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, batchnorm: BatchNormGrad | str = BatchNormGrad.EXACT) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
         self.model = model
+        self.batchnorm = BatchNormGrad(batchnorm)
+        self._bn_patch: BatchNormPatch | None = None
         self._handles: list[RemovableHandle] = []
         self._input_spatial: tuple[int, ...] | None = None
         self._input_device: torch.device | None = None
         self._input: torch.Tensor | None = None
+        self._output: torch.Tensor | None = None  # the logits of the recorded forward, to refuse other logits
 
     # ----------------------------------------------------------------------------------------------- hooks
     @property
@@ -134,8 +154,11 @@ class SaliencyMethod:
         if self._handles:
             return self
         self._handles.append(self.model.register_forward_pre_hook(self._on_forward_start, with_kwargs=True))
+        self._handles.append(self.model.register_forward_hook(self._on_forward_end))
         try:
             self._register_hooks()
+            if self.batchnorm != BatchNormGrad.NATIVE:
+                self._bn_patch = patch_batchnorm(self._twice_differentiated_modules())
         except BaseException:
             self.remove()
             raise
@@ -145,6 +168,9 @@ class SaliencyMethod:
         """Take every hook of this method away and drop the recorded tensors."""
         while self._handles:
             self._handles.pop().remove()
+        if self._bn_patch is not None:
+            self._bn_patch.remove()
+            self._bn_patch = None
         self.release()
 
     @contextmanager
@@ -165,7 +191,18 @@ class SaliencyMethod:
     def release(self) -> None:
         """Drop the references to the tensors recorded in the last forward."""
         self._input = None
+        self._output = None
         self._release()
+
+    def _twice_differentiated_modules(self) -> list[nn.Module]:
+        """Modules whose backward the saliency map differentiates (``create_graph=True``): all of them for input
+        gradients, none for CAM; Grad-CAM narrows it to the layers after its target."""
+        return list(self.model.modules()) if self.needs_autograd else []
+
+    @property
+    def patched_batchnorms(self) -> list[nn.Module]:
+        """The BatchNorm modules currently running the closed-form double backward for this method."""
+        return self._bn_patch.modules if self._bn_patch is not None and self._bn_patch.active else []
 
     def _register_hooks(self) -> None:
         """Install the method's own hooks with :meth:`_keep`; called by :meth:`register`."""
@@ -186,6 +223,26 @@ class SaliencyMethod:
             self._input_device = x.device
             if self.needs_input_grad:
                 self._input = x
+
+    def _on_forward_end(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._output = first_tensor(output)
+
+    def _check_logits(self, logits: torch.Tensor) -> None:
+        """Refuse logits of another forward than the one recorded (maps would silently be those of the latest).
+
+        Free when ``logits`` is the recorded output itself (the normal case); otherwise (e.g. a cast copy) the
+        values are compared, which costs a synchronisation on an accelerator.
+        """
+        recorded = self._output
+        if recorded is None or logits is recorded or logits.shape != recorded.shape:
+            return
+        if torch.equal(logits.detach().to(device=recorded.device, dtype=recorded.dtype), recorded.detach()):
+            return
+        raise RuntimeError(
+            f"{type(self).__name__}.compute(): the logits {tuple(logits.shape)} are not the output of the forward "
+            "recorded last (another forward of the model ran in between, so its feature maps were recorded); "
+            "call compute() right after the forward that produced the logits."
+        )
 
     # ----------------------------------------------------------------------------------------- computation
     def compute(
@@ -212,9 +269,11 @@ class SaliencyMethod:
 
         Raises:
             ValueError: for bad logits or targets.
-            RuntimeError: when nothing was recorded, or the logits do not come from the recorded forward.
+            RuntimeError: when nothing was recorded, or the logits do not come from the recorded forward (e.g. a
+                later forward ran in between).
         """
         index = parse_target(target, logits)
+        self._check_logits(logits)
         try:
             with torch.set_grad_enabled(self.needs_autograd or torch.is_grad_enabled()):
                 maps = self._compute(logits, index, inputs)
@@ -252,15 +311,17 @@ class SaliencyMethod:
         return saliency, logits
 
     # --------------------------------------------------------------------------------------------- helpers
-    @staticmethod
     def _target_gradients(
-        logits: torch.Tensor, index: torch.Tensor | None, wrt: torch.Tensor, what: str
+        self, logits: torch.Tensor, index: torch.Tensor | None, wrt: torch.Tensor, what: str
     ) -> Iterator[torch.Tensor]:
         """Yield ``d score_m / d wrt`` for each requested map ``m``, keeping the graph (``create_graph=True``).
 
         The score of a map is the batch sum of the target logits, so one ``autograd.grad`` call serves the whole
-        batch (exactly per sample when no layer after ``wrt`` mixes samples, e.g. in eval mode; in train mode
-        BatchNorm layers after ``wrt`` couple the samples, as in every batched Grad-CAM).
+        batch (exactly per sample when no layer after ``wrt`` mixes samples, e.g. in eval mode or with
+        ``batchnorm="per_sample"``; in train mode BatchNorm layers after ``wrt`` otherwise couple the samples, as in
+        every batched Grad-CAM). A multi-hot target (one map per class) is one batched call
+        (``is_grads_batched=True``, the classes vectorised) when no BatchNorm is patched, and one call per class
+        with the closed-form BatchNorm double backward (cheaper per class than vectorising PyTorch's own).
         """
         if not logits.requires_grad:
             raise RuntimeError(
@@ -269,15 +330,32 @@ class SaliencyMethod:
             )
         if not wrt.requires_grad:
             raise RuntimeError(f"{what} does not require grad, so no gradient can be taken with respect to it.")
+        frozen = self.batchnorm == BatchNormGrad.PER_SAMPLE and bool(self.patched_batchnorms)
+        if index is None and logits.shape[1] > 1 and not self.patched_batchnorms:
+            c = logits.shape[1]
+            eye = torch.eye(c, dtype=logits.dtype, device=logits.device)
+            grad_outputs = eye[:, None, :].expand(c, *logits.shape)
+            (grads,) = torch.autograd.grad(
+                logits, wrt, grad_outputs, create_graph=True, allow_unused=True, is_grads_batched=True
+            )
+            if grads is None:
+                raise RuntimeError(self._unused_message(what))
+            yield from grads.unbind(0)
+            return
         if index is not None:
             scores: Iterator[torch.Tensor] = iter([logits.gather(1, index[:, None]).sum()])
         else:
             scores = (logits[:, c].sum() for c in range(logits.shape[1]))
         for score in scores:
-            (grad,) = torch.autograd.grad(score, wrt, create_graph=True, allow_unused=True)
+            with frozen_batch_statistics() if frozen else _nullcontext():
+                (grad,) = torch.autograd.grad(score, wrt, create_graph=True, allow_unused=True)
             if grad is None:
-                raise RuntimeError(
-                    f"the logits do not depend on {what}: were the logits produced by the forward recorded last "
-                    "(no other forward in between)?"
-                )
+                raise RuntimeError(self._unused_message(what))
             yield grad
+
+    @staticmethod
+    def _unused_message(what: str) -> str:
+        return (
+            f"the logits do not depend on {what}: were the logits produced by the forward recorded last "
+            "(no other forward in between)?"
+        )

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import SaliencyMethod, first_tensor
+from .batchnorm import BatchNormGrad
 from .functional import channel_weighted_sum, class_weights, spatial_mean
 from .head import GapLinearHead
 from .layers import resolve_layer
@@ -44,6 +45,10 @@ class GradCAM(SaliencyMethod):
         fast_path: ``"auto"`` (detect), ``True`` (require it: error when the layer does not feed GAP + linear)
             or ``False`` (always differentiate).
         fc_layer: the linear classifier for the fast path; defaults to the model's last ``nn.Linear``.
+        batchnorm: second derivative of the BatchNorm layers after ``target_layer`` (``"exact"``, ``"native"`` or
+            ``"per_sample"``, see :class:`~monai_explain.saliency.batchnorm.BatchNormGrad`); only the layers after
+            the target (in module registration order) are differentiated twice, so at the last feature map nothing
+            is patched.
 
     Raises:
         ValueError: for a wrong layer name, a bad ``fast_path`` or ``fast_path=True`` without a linear layer.
@@ -63,8 +68,9 @@ class GradCAM(SaliencyMethod):
         target_layer: str | nn.Module,
         fast_path: bool | str = "auto",
         fc_layer: str | nn.Module | None = None,
+        batchnorm: BatchNormGrad | str = BatchNormGrad.EXACT,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, batchnorm=batchnorm)
         if target_layer is None:
             raise ValueError(f"{type(self).__name__} needs a target_layer (CAM detects the last feature map itself).")
         if not any(fast_path is c or (isinstance(c, str) and fast_path == c) for c in _FAST_PATH_CHOICES):
@@ -79,6 +85,18 @@ class GradCAM(SaliencyMethod):
                     raise ValueError(f"fast_path=True needs an nn.Linear classifier; none in {type(model).__name__}.")
                 self.head = None
         self._activation: torch.Tensor | None = None
+
+    def _twice_differentiated_modules(self) -> list[nn.Module]:
+        """The modules after the target layer's subtree in registration order (execution order for sequential
+        networks such as DenseNet and ResNet; a module out of that order is merely left native or patched in vain,
+        never wrong)."""
+        modules = list(self.model.modules())
+        inside = {id(m) for m in self._target_module.modules()}
+        try:
+            start = next(i for i, m in enumerate(modules) if m is self._target_module)
+        except StopIteration:  # pragma: no cover - resolve_layer found it in the model
+            return modules
+        return [m for m in modules[start + 1 :] if id(m) not in inside]
 
     def _register_hooks(self) -> None:
         self._keep(self._target_module.register_forward_hook(self._record))

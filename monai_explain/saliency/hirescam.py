@@ -23,6 +23,7 @@ class HiResCAM(GradCAM):
         target_layer: dotted module path of the feature map.
         fast_path: ``"auto"``, ``True`` or ``False``, as in :class:`GradCAM`.
         fc_layer: the linear classifier for the fast path; defaults to the model's last ``nn.Linear``.
+        batchnorm: second derivative of the BatchNorm layers after the target, as in :class:`GradCAM`.
 
     Example:
         >>> from monai.networks.nets import resnet18

@@ -7,6 +7,7 @@ from monai.utils import StrEnum
 from torch import nn
 
 from .base import SaliencyMethod
+from .batchnorm import BatchNormGrad
 
 __all__ = ["ChannelReduction", "InputGradient", "InputXGradient"]
 
@@ -32,6 +33,8 @@ class InputGradient(SaliencyMethod):
         model: the classifier, returning ``(B, C)`` logits.
         channel_reduction: how the input channels are merged, a :class:`ChannelReduction` (default ``"sum"``,
             the L1 norm over channels).
+        batchnorm: second derivative of the network's BatchNorm layers (``"exact"``, ``"native"`` or
+            ``"per_sample"``, see :class:`~monai_explain.saliency.batchnorm.BatchNormGrad`).
 
     Example:
         >>> from monai.networks.nets import DenseNet121
@@ -43,8 +46,13 @@ class InputGradient(SaliencyMethod):
 
     needs_input_grad = True
 
-    def __init__(self, model: nn.Module, channel_reduction: ChannelReduction | str = ChannelReduction.SUM) -> None:
-        super().__init__(model)
+    def __init__(
+        self,
+        model: nn.Module,
+        channel_reduction: ChannelReduction | str = ChannelReduction.SUM,
+        batchnorm: BatchNormGrad | str = BatchNormGrad.EXACT,
+    ) -> None:
+        super().__init__(model, batchnorm=batchnorm)
         self.channel_reduction = ChannelReduction(channel_reduction)
 
     def _attribution(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:

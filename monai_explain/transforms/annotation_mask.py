@@ -1,17 +1,30 @@
-"""Shared machinery of the annotation -> mask transforms: channels, reader fusion, soft edges, bad-input policy.
+"""The annotation -> mask transforms' common composition, array and dictionary forms.
 
-Every annotation transform (boxes, ellipses, polygons, RLE, points) works the same way:
+Every annotation transform (boxes, ellipses, polygons, RLE, points) is the same composition of the functional
+pieces of :mod:`monai_explain.transforms.functional`:
 
-1. its annotations are parsed and validated; each one becomes a set of pixels of the reference image's grid;
-2. annotations are grouped into output channels - one merged channel (default), one channel per finding class
-   (``num_classes`` / ``class_names``) or one channel per annotation (``per_instance=True``);
-3. within a channel, the annotations are combined by union, or - with ``fusion`` and reader ids - each reader's
-   annotations are combined first and the readers are fused by :func:`~monai_explain.transforms.fuse_reader_masks`;
-4. optionally the edges are softened by a Gaussian (``sigma`` in pixels, ``scipy.ndimage.gaussian_filter`` with
-   ``mode="nearest"``, so a region touching the image border is not faded there), giving a soft mask in [0, 1];
-5. the float32 mask (C, *spatial) is converted to the reference image's type with ``convert_to_dst_type``: for a
+1. the reference grid is read from the image (:func:`~monai_explain.transforms.functional.reference_grid`), which
+   must not have gone through a spatial transform yet
+   (:func:`~monai_explain.transforms.functional.check_untransformed`);
+2. the annotations are parsed and rasterised (the subclass' rasteriser, e.g.
+   :func:`~monai_explain.transforms.functional.rasterize_boxes`; coordinate layout is one of its arguments);
+3. invalid annotations raise or are left out
+   (:func:`~monai_explain.transforms.functional.apply_invalid_policy`);
+4. annotations are grouped into output channels - one merged channel (default), one channel per finding class
+   (``num_classes`` / ``class_names``) or one channel per annotation (``per_instance=True``)
+   (:func:`~monai_explain.transforms.functional.annotation_channels`);
+5. within a channel, the annotations are unioned, or - with ``fusion`` and reader ids - each reader's annotations
+   are unioned and the readers fused (:func:`~monai_explain.transforms.functional.render_mask`);
+6. optionally the edges are softened (:func:`~monai_explain.transforms.functional.soften_mask`);
+7. the float32 mask (C, *spatial) is converted to the reference image's type with ``convert_to_dst_type``: for a
    ``MetaTensor`` image it carries the image's affine and meta, so it follows the image through MONAI's spatial
-   transforms.
+   transforms (a plain tensor reference gives a ``MetaTensor`` when MONAI's meta tracking is on, as MONAI's own
+   transforms do; a numpy reference gives numpy, without meta), and its meta gets the annotation statistics of this
+   image under ``"annotation_stats"``
+   (:data:`ANNOTATION_STATS_KEY`: ``annotations``, ``kept``, ``dropped``, ``clipped``, ``empty``,
+   ``single_reader``). The statistics travel with each sample (they survive ``DataLoader`` workers and collate
+   into the batch's meta), are logged (INFO for clipped, WARNING for dropped annotations), and the transform
+   itself holds no state that changes per call.
 
 Coordinates (see :class:`SpatialLayout`): datasets give (x, y) = (column, row). MONAI's image readers (PILReader,
 PydicomReader with ``swap_ij=True``, ITKReader, NibabelReader) return arrays whose FIRST spatial axis is the column,
@@ -19,140 +32,103 @@ so with the default ``spatial_layout="xy"`` coordinate k indexes spatial axis k.
 the numpy / PIL default, e.g. ``np.asarray(PIL.Image.open(f))[None]`` - use ``spatial_layout="yx"``: x and y are
 swapped before rasterising (a third coordinate z stays the last axis).
 
-Pixel geometry: continuous pixel coordinates put pixel ``i`` over ``[i, i + 1)`` with its centre at ``i + 0.5``
-(MONAI's box convention, ``TO_REMOVE = 0``), so the box ``[2, 5]`` covers pixels 2, 3, 4. Voxel *index*
-coordinates (used by points and by the affine) put the centre of voxel ``i`` at ``i``.
+Spatial transforms: annotations are in the original image's pixels, so the mask must be made before any spatial
+transform of the image (then ``Resized`` etc. are applied to image and mask together). A reference ``MetaTensor``
+that records spatial transforms in its ``applied_operations`` is refused with a clear error (this was a silently
+wrong mask before); ``allow_transformed_image=True`` accepts it for annotations already given in the transformed
+grid. World-space points (``PointsToMask(space="world")``) go through the image affine, which MONAI's spatial
+transforms keep up to date: they are accepted after spatial transforms.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
+from monai.data.meta_obj import get_track_meta
 from monai.transforms import MapTransform, Transform
-from monai.utils import StrEnum, TransformBackends, ensure_tuple, ensure_tuple_rep, look_up_option
+from monai.utils import TransformBackends, ensure_tuple, ensure_tuple_rep, look_up_option
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
-from scipy.ndimage import gaussian_filter
 
-from .fusion import FusionMethod, fuse_per_reader, reader_ids
+from .functional import (
+    AnnotationRegions,
+    ReferenceGrid,
+    annotation_channels,
+    apply_invalid_policy,
+    check_untransformed,
+    reader_ids,
+    reference_grid,
+    render_mask,
+    soften_mask,
+    swap_xy,
+)
+from .options import FusionMethod, InvalidPolicy, SpatialLayout
 
-__all__ = ["AnnotationToMask", "AnnotationToMaskd", "InvalidPolicy", "SpatialLayout", "swap_xy"]
+__all__ = [
+    "ANNOTATION_STATS_KEY",
+    "AnnotationToMask",
+    "AnnotationToMaskd",
+    "InvalidPolicy",
+    "SpatialLayout",
+    "annotation_stats",
+    "swap_xy",
+]
 
 logger = logging.getLogger(__name__)
 
-
+#: meta key of the per-image annotation statistics written on the mask
+ANNOTATION_STATS_KEY = "annotation_stats"
 #: reader id given to every annotation of a record that names no readers (fusion then leaves the mask as is)
-_SINGLE_READER = "<single reader>"
+SINGLE_READER = "<single reader>"
 
-class SpatialLayout(StrEnum):
-    """How the reference image stores its first two spatial axes, relative to dataset coordinates (x=column, y=row).
 
-    - ``xy``: spatial axis 0 is x (the column), axis 1 is y (the row) - what MONAI's readers return
-      (``LoadImage`` with PILReader, PydicomReader(swap_ij=True), ITKReader, NibabelReader). Coordinates are used
-      as they are.
-    - ``yx``: spatial axis 0 is the row, axis 1 the column - numpy / PIL storage, e.g. ``np.asarray(pil_image)``.
-      x and y are swapped before rasterising.
+def annotation_stats(mask: Any) -> dict[str, int]:
+    """The annotation statistics a mask transform wrote in ``mask.meta`` (an empty dict for a plain array).
+
+    Keys: ``annotations`` (given), ``kept`` (rasterised), ``dropped`` (invalid, left out under ``invalid="drop"``),
+    ``clipped`` (kept, partly outside the image), ``empty`` (empty by design, e.g. a SIIM ``-1`` row),
+    ``single_reader`` (1 when fusion was asked for but the record named no readers).
+
+    Example:
+        >>> from monai_explain.transforms import BoxesToMask
+        >>> mask = BoxesToMask(invalid="drop")([[0, 0, 2, 2], [3, 3, 3, 4]], spatial_size=(4, 4))
+        >>> annotation_stats(mask)["kept"], annotation_stats(mask)["dropped"]
+        (1, 1)
     """
-
-    XY = "xy"
-    YX = "yx"
-
-
-class InvalidPolicy(StrEnum):
-    """What to do with an invalid annotation (NaN, inverted, degenerate, entirely outside the image, malformed).
-
-    - ``raise``: ``ValueError`` naming the annotation index (and the record key and image file when known).
-    - ``drop``: the annotation is left out of the mask; it is counted in ``transform.counts["dropped"]`` and logged
-      with ``logging.warning``.
-    """
-
-    RAISE = "raise"
-    DROP = "drop"
-
-
-def swap_xy(coords: np.ndarray) -> np.ndarray:
-    """Swap the first two columns (x <-> y) of an (N, D) coordinate array, returning a new array."""
-    out = np.array(coords, dtype=np.float64, copy=True)
-    if out.ndim == 2 and out.shape[1] >= 2:
-        out[:, [0, 1]] = out[:, [1, 0]]
-    return out
-
-
-def _as_float_rows(annotations: Any, width: int, what: str, ctx: str) -> np.ndarray:
-    """Annotations (list / ndarray / tensor) -> float64 array (N, width); an empty input gives (0, width)."""
-    if annotations is None:
-        return np.zeros((0, width), dtype=np.float64)
-    if hasattr(annotations, "detach"):
-        annotations = annotations.detach().cpu().numpy()
-    try:
-        arr = np.asarray(annotations, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{what} must be a numeric array of shape (N, {width}){ctx}: {e}") from None
-    if arr.size == 0:
-        return arr.reshape(0, width)
-    if arr.ndim != 2 or arr.shape[1] != width:
-        raise ValueError(f"{what} must have shape (N, {width}), got {arr.shape}{ctx}.")
-    return arr
-
-
-@dataclass
-class _Geometry:
-    """The reference grid an annotation is rasterised into."""
-
-    spatial_size: tuple[int, ...]
-    affine: np.ndarray | None = None
-    space: str = "RAS"
-
-    @property
-    def spatial_dims(self) -> int:
-        return len(self.spatial_size)
-
-
-@dataclass
-class _Prepared:
-    """Validated annotations: ``keep`` holds the original indices that are rasterised, ``patches`` (one per kept
-    annotation, or ``None`` for an annotation that is empty by design) hold ``(slices, bool patch)``."""
-
-    keep: list[int]
-    patches: list[tuple[tuple[slice, ...], np.ndarray] | None] = field(default_factory=list)
-    data: Any = None
-    clipped: int = 0
-    empty: int = 0
+    meta = getattr(mask, "meta", None)
+    stats = meta.get(ANNOTATION_STATS_KEY) if isinstance(meta, Mapping) else None
+    return {k: int(v) for k, v in stats.items()} if isinstance(stats, Mapping) else {}
 
 
 class AnnotationToMask(Transform):
     """Base class: annotations -> float32 mask (C, *spatial) in a reference image's own grid.
 
-    Subclasses implement :meth:`_normalize` (annotations -> list-like items and optional labels),
-    :meth:`_prepare` (validate and locate each item) and, optionally, :meth:`_render_group`.
+    Subclasses implement :meth:`_normalize` (annotations -> list-like items and labels) and :meth:`_rasterize`
+    (items -> :class:`~monai_explain.transforms.functional.AnnotationRegions`, by a functional rasteriser); the rest
+    is the composition described in the module docstring.
 
     Args:
         num_classes: one output channel per class id ``0 .. num_classes - 1`` (multi-label mask). ``None`` with no
             ``class_names``: one merged channel holding every annotation.
         class_names: one output channel per class name, in this order; labels may then be names or ids.
-        per_instance: one output channel per annotation (kept order; an image with no annotation gives one
+        per_instance: one output channel per kept annotation (kept order; an image with no annotation gives one
             all-zero channel). Not combinable with classes or fusion.
         fusion: fuse several readers' annotations of the image per channel: ``"union"``, ``"intersection"``,
             ``"majority"`` or ``"mean"`` (soft average) - see :class:`~monai_explain.transforms.FusionMethod`.
-            Needs a reader id per annotation. ``None``: the union of all annotations, readers ignored.
+            Needs a reader id per annotation (a record without any counts as one reader). ``None``: the union of
+            all annotations, readers ignored.
         spatial_layout: ``"xy"`` (default, MONAI readers) or ``"yx"`` (arrays stored row, column); see
             :class:`SpatialLayout`.
         sigma: Gaussian softening of the mask edges, in pixels (scalar or one value per spatial axis, in array axis
-            order), applied per channel after fusion. ``0`` keeps a binary mask. The result lies in [0, 1]; a
-            region narrower than a few sigma loses its peak value (blurring, not rescaling).
+            order), applied per channel after fusion. ``0`` keeps a binary mask.
         invalid: ``"raise"`` (default) or ``"drop"`` for invalid annotations; see :class:`InvalidPolicy`.
-
-    Attributes:
-        counts: running ``collections.Counter`` of ``annotations`` (seen), ``clipped`` (partly outside the image,
-            clipped), ``dropped`` (invalid, left out under ``invalid="drop"``), ``empty`` (empty by design, e.g. a
-            SIIM ``-1`` row) and ``images``.
+        allow_transformed_image: accept a reference image that records spatial transforms (the annotations are
+            then taken to be in the transformed grid). Default ``False``: such an image raises.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]  # noqa: RUF012 (MONAI style)
@@ -168,6 +144,7 @@ class AnnotationToMask(Transform):
         spatial_layout: SpatialLayout | str = SpatialLayout.XY,
         sigma: float | Sequence[float] = 0.0,
         invalid: InvalidPolicy | str = InvalidPolicy.RAISE,
+        allow_transformed_image: bool = False,
     ) -> None:
         if class_names is not None:
             class_names = [str(c) for c in class_names]
@@ -192,9 +169,8 @@ class AnnotationToMask(Transform):
         if not np.all(np.isfinite(sig)) or np.any(sig < 0):
             raise ValueError(f"sigma must be finite and >= 0, got {sigma}.")
         self.sigma = sigma
-        self._sigma = sig
         self.invalid = look_up_option(invalid, InvalidPolicy)
-        self.counts: Counter = Counter()
+        self.allow_transformed_image = bool(allow_transformed_image)
 
     def __call__(
         self,
@@ -205,80 +181,80 @@ class AnnotationToMask(Transform):
         image_readers: Any = None,
         spatial_size: Sequence[int] | None = None,
         context: str | None = None,
+        **kwargs: Any,
     ) -> NdarrayOrTensor:
         """Rasterise ``annotations`` into a float32 mask (C, *spatial); see the subclasses for the arguments."""
-        return self._make_mask(annotations, labels, image, readers, image_readers, spatial_size, context)
+        grid = reference_grid(image, spatial_size)
+        ctx = self._context(context, image)
+        if not self.allow_transformed_image and self._grid_sensitive():
+            check_untransformed(image, self.item_plural, ctx)
+        items, labels = self._normalize(annotations, labels, grid, ctx)
+        n = 0 if items is None else len(items)
+        channels = (
+            np.zeros(n, dtype=np.int64)
+            if self.per_instance
+            else annotation_channels(
+                labels, n, self.num_classes, self.class_names, self.item_name, ctx, self.item_plural
+            )
+        )
+        reader_list = reader_ids(readers) if readers is not None else None
+        if reader_list is not None and len(reader_list) != n:
+            raise ValueError(f"got {n} {self.item_plural} but {len(reader_list)} reader ids{ctx}.")
+        single_reader = self.fusion is not None and reader_list is None and n > 0
+        if single_reader:
+            # a dataset without reader ids (RSNA, NIH, ...) has one reader per image: fusing one reader is a no-op
+            reader_list = [SINGLE_READER] * n
+        listed = reader_ids(image_readers) if image_readers is not None else None
+        if self.fusion is not None and listed is not None and reader_list:
+            missing = [r for r in dict.fromkeys(reader_list) if r not in set(listed)]
+            if missing:
+                raise ValueError(f"readers {missing} annotated the image but are not in its readers {listed}{ctx}.")
+
+        regions = self._rasterize(items, grid, ctx, **kwargs)
+        keep, dropped = apply_invalid_policy(regions.reasons, self.invalid, self.item_name, ctx)
+        for msg in dropped:
+            logger.warning("dropped %s", msg)
+        kept_channels = np.arange(len(keep)) if self.per_instance else channels[np.asarray(keep, dtype=np.int64)]
+        n_channels = max(len(keep), 1) if self.per_instance else (self.num_classes or 1)
+        kept_readers = None if reader_list is None else [reader_list[k] for k in keep]
+        num_readers = len(set(listed if listed is not None else (reader_list or [])))
+        mask = render_mask(regions, keep, kept_channels, n_channels, kept_readers, num_readers, self.fusion)
+        mask = soften_mask(mask, self.sigma)
+
+        stats = self._stats(regions, n, keep, len(dropped), single_reader)
+        if stats["clipped"]:
+            logger.info(
+                "%d of %d %s clipped to the image of size %s%s",
+                stats["clipped"],
+                n,
+                self.item_plural,
+                grid.spatial_size,
+                ctx,
+            )
+        if image is not None:
+            # a tensor reference goes through convert_to_tensor as in MONAI's transforms: with meta tracking on, a
+            # plain tensor gives a MetaTensor (which carries the statistics); a numpy reference gives numpy
+            dst = convert_to_tensor(image, track_meta=get_track_meta()) if isinstance(image, torch.Tensor) else image
+            out = convert_to_dst_type(mask, dst=dst, dtype=torch.float32)[0]
+        else:
+            out = convert_to_tensor(mask, dtype=torch.float32, track_meta=get_track_meta())
+        if isinstance(out, MetaTensor):
+            out.meta[ANNOTATION_STATS_KEY] = stats
+        return out
 
     # ------------------------------------------------------------------ subclass hooks
-    def _normalize(self, annotations: Any, labels: Any, geometry: _Geometry, ctx: str) -> tuple[Any, Any]:
+    def _normalize(self, annotations: Any, labels: Any, grid: ReferenceGrid, ctx: str) -> tuple[Any, Any]:
         """Return ``(items, labels)`` with ``len(items)`` annotations (e.g. flatten a {class: [...]} mapping)."""
         return annotations, labels
 
-    def _prepare(self, items: Any, geometry: _Geometry, ctx: str, **kwargs: Any) -> _Prepared:
-        raise NotImplementedError(f"{type(self).__name__} must implement _prepare.")
+    def _rasterize(self, items: Any, grid: ReferenceGrid, ctx: str, **kwargs: Any) -> AnnotationRegions:
+        raise NotImplementedError(f"{type(self).__name__} must implement _rasterize.")
 
-    def _render_group(self, prepared: _Prepared, positions: Sequence[int], spatial_size: tuple[int, ...]) -> np.ndarray:
-        """Union (bool array of ``spatial_size``) of the prepared annotations at ``positions`` (into ``keep``)."""
-        out = np.zeros(spatial_size, dtype=bool)
-        for p in positions:
-            patch = prepared.patches[p]
-            if patch is not None:
-                sl, m = patch
-                out[sl] |= m
-        return out
+    def _grid_sensitive(self) -> bool:
+        """Whether the annotations are in the image's pixel grid (so a spatial transform before would break them)."""
+        return True
 
-    @staticmethod
-    def _count_items(items: Any) -> int:
-        return 0 if items is None else len(items)
-
-    # ------------------------------------------------------------------ helpers for subclasses
-    def _invalid(self, index: int, reason: str, ctx: str, dropped: list[int]) -> None:
-        """Raise or record (and log) an invalid annotation according to ``self.invalid``."""
-        msg = f"{self.item_name} {index} {reason.rstrip('.')}{ctx}"
-        if self.invalid == InvalidPolicy.RAISE:
-            raise ValueError(msg + " (use invalid='drop' to leave such annotations out).")
-        dropped.append(index)
-        self.counts["dropped"] += 1
-        logger.warning("dropped %s", msg)
-
-    def _apply_policy(self, reasons: Sequence[str | None], ctx: str) -> list[int]:
-        """Raise for / drop every annotation with a reason (in index order); return the indices kept."""
-        dropped: list[int] = []
-        for i, reason in enumerate(reasons):
-            if reason is not None:
-                self._invalid(i, reason, ctx, dropped)
-        return [i for i, reason in enumerate(reasons) if reason is None]
-
-    def _swap_if_yx(self, coords: np.ndarray) -> np.ndarray:
-        return swap_xy(coords) if self.spatial_layout == SpatialLayout.YX else coords
-
-    def _rc_shape(self, spatial_size: Sequence[int]) -> tuple[int, ...]:
-        """The image shape in (row, column[, ...]) storage order (what RLE and COCO ``size`` describe)."""
-        s = tuple(int(v) for v in spatial_size)
-        return (s[1], s[0]) + s[2:] if self.spatial_layout == SpatialLayout.XY else s
-
-    # ------------------------------------------------------------------ the common pipeline
-    @staticmethod
-    def _geometry(image: NdarrayOrTensor | None, spatial_size: Sequence[int] | None) -> _Geometry:
-        if image is not None:
-            if image.ndim < 3:
-                raise ValueError(
-                    f"the reference image must be channel-first (C, *spatial), got shape {tuple(image.shape)}."
-                )
-            size = tuple(int(s) for s in image.shape[1:])
-            affine = None
-            space = "RAS"
-            if isinstance(image, MetaTensor):
-                affine = image.affine.detach().cpu().numpy().astype(np.float64)
-                space = str(image.meta.get("space", "RAS"))
-        elif spatial_size is None:
-            raise ValueError("give the reference image (channel-first) or spatial_size.")
-        else:
-            size, affine, space = tuple(int(s) for s in ensure_tuple(spatial_size)), None, "RAS"
-        if any(s < 1 for s in size):
-            raise ValueError(f"the spatial size must be positive, got {size}.")
-        return _Geometry(size, affine, space)
-
+    # ------------------------------------------------------------------ helpers
     @staticmethod
     def _context(context: str | None, image: Any) -> str:
         parts = [context] if context else []
@@ -288,125 +264,28 @@ class AnnotationToMask(Transform):
                 parts.append(f"image {name}")
         return f" ({', '.join(parts)})" if parts else ""
 
-    def _channels(self, labels: Any, n: int, ctx: str) -> np.ndarray:
-        """Output channel of each annotation (labels are always checked: a bad label is a configuration error)."""
-        if self.per_instance:
-            return np.arange(n, dtype=np.int64)
-        if self.num_classes is None:
-            return np.zeros(n, dtype=np.int64)
-        if labels is None:
-            if n == 0:
-                return np.zeros(0, dtype=np.int64)
-            raise ValueError(f"labels are needed for a per-class mask (num_classes={self.num_classes}){ctx}.")
-        labs = reader_ids(labels)
-        if len(labs) != n:
-            raise ValueError(f"got {n} {self.item_plural} but {len(labs)} labels{ctx}.")
-        out = np.empty(n, dtype=np.int64)
-        for i, lab in enumerate(labs):
-            if isinstance(lab, (str, bytes)):
-                name = lab.decode() if isinstance(lab, bytes) else lab
-                if self.class_names is None or name not in self.class_names:
-                    raise ValueError(
-                        f"{self.item_name} {i} has label {name!r}, which is not in class_names={self.class_names}{ctx}."
-                    )
-                out[i] = self.class_names.index(name)
-                continue
-            try:
-                value = float(lab)
-            except (TypeError, ValueError):
-                raise ValueError(f"{self.item_name} {i} has label {lab!r}, not a class id or name{ctx}.") from None
-            if not value.is_integer() or not 0 <= value < self.num_classes:
-                raise ValueError(
-                    f"{self.item_name} {i} has label {lab!r}, outside the class ids 0..{self.num_classes - 1}{ctx}."
-                )
-            out[i] = int(value)
-        return out
-
-    def _make_mask(
-        self,
-        annotations: Any,
-        labels: Any = None,
-        image: NdarrayOrTensor | None = None,
-        readers: Any = None,
-        image_readers: Any = None,
-        spatial_size: Sequence[int] | None = None,
-        context: str | None = None,
-        **kwargs: Any,
-    ) -> NdarrayOrTensor:
-        geometry = self._geometry(image, spatial_size)
-        ctx = self._context(context, image)
-        items, labels = self._normalize(annotations, labels, geometry, ctx)
-        n = self._count_items(items)
-        self.counts["images"] += 1
-        self.counts["annotations"] += n
-        channels = self._channels(labels, n, ctx)
-        reader_list = reader_ids(readers) if readers is not None else None
-        if reader_list is not None and len(reader_list) != n:
-            raise ValueError(f"got {n} {self.item_plural} but {len(reader_list)} reader ids{ctx}.")
-        if self.fusion is not None and reader_list is None and n > 0:
-            # a dataset without reader ids (RSNA, NIH, ...) has one reader per image: fusing one reader is a no-op
-            reader_list = [_SINGLE_READER] * n
-            self.counts["single_reader"] += 1
-        if self.fusion is not None and image_readers is not None and reader_list:
-            listed = reader_ids(image_readers)
-            missing = [r for r in dict.fromkeys(reader_list) if r not in set(listed)]
-            if missing:
-                raise ValueError(f"readers {missing} annotated the image but are not in its readers {listed}{ctx}.")
-
-        prepared = self._prepare(items, geometry, ctx, **kwargs)
-        if prepared.clipped:
-            self.counts["clipped"] += prepared.clipped
-            logger.info(
-                "%d of %d %s clipped to the image of size %s%s",
-                prepared.clipped,
-                n,
-                self.item_plural,
-                geometry.spatial_size,
-                ctx,
-            )
-        if prepared.empty:
-            self.counts["empty"] += prepared.empty
-        keep = np.asarray(prepared.keep, dtype=np.int64)
-        kept_channels = channels[keep] if n else channels
-
-        size = geometry.spatial_size
-        n_channels = max(len(keep), 1) if self.per_instance else (self.num_classes or 1)
-        mask = np.zeros((n_channels,) + size, dtype=np.float32)
-        num_listed = len(set(reader_ids(image_readers) if image_readers is not None else (reader_list or [])))
-        for c in np.unique(kept_channels):
-            positions = np.flatnonzero(kept_channels == c)
-            if self.per_instance:
-                c = positions[0]
-            if self.fusion is None:
-                mask[int(c)] = self._render_group(prepared, positions, size)
-                continue
-            kept_readers = [reader_list[int(keep[p])] for p in positions]  # type: ignore[index]
-            per_reader = np.stack(
-                [
-                    self._render_group(prepared, [p for p, r in zip(positions, kept_readers) if r == rid], size)
-                    for rid in dict.fromkeys(kept_readers)
-                ]
-            )
-            mask[int(c)] = fuse_per_reader(per_reader, num_listed, self.fusion)
-        if self._sigma.size and np.any(self._sigma > 0):
-            sig = np.broadcast_to(self._sigma, (len(size),)) if self._sigma.size == 1 else self._sigma
-            if sig.size != len(size):
-                raise ValueError(f"sigma needs 1 or {len(size)} values for this image, got {self._sigma.tolist()}.")
-            for ch in range(mask.shape[0]):
-                if mask[ch].any():
-                    mask[ch] = gaussian_filter(mask[ch], sigma=sig.tolist(), mode="nearest", truncate=4.0)
-            np.clip(mask, 0.0, 1.0, out=mask)
-        if image is not None:
-            return convert_to_dst_type(mask, dst=image, dtype=torch.float32)[0]
-        return convert_to_tensor(mask, dtype=torch.float32)
+    @staticmethod
+    def _stats(
+        regions: AnnotationRegions, n: int, keep: Sequence[int], dropped: int, single_reader: bool
+    ) -> dict[str, int]:
+        kept = np.asarray(keep, dtype=np.int64)
+        return {
+            "annotations": int(n),
+            "kept": len(keep),
+            "dropped": int(dropped),
+            "clipped": int(regions.clipped[kept].sum()) if len(keep) else 0,
+            "empty": int(regions.empty.sum()),
+            "single_reader": int(single_reader),
+        }
 
 
 class AnnotationToMaskd(MapTransform):
     """Dictionary form of an :class:`AnnotationToMask` transform.
 
     For each annotation key it reads the annotations (numpy arrays or lists, per sample, no collation), their
-    labels and reader ids from sibling keys, rasterises them in the grid of ``data[ref_key]`` and writes the mask
-    to ``mask_key``. Errors name the annotation key (and the image file when its meta has one).
+    labels and reader ids from sibling keys, rasterises them in the grid of ``data[ref_key]`` with the array
+    transform (its public call) and writes the mask to ``mask_key``. Errors name the annotation key (and the image
+    file when its meta has one); the statistics are in the mask's meta (see :func:`annotation_stats`).
 
     The annotation keys hold a different number of items per sample and do not collate into batches: drop them
     after this transform (``monai.transforms.DeleteItemsd`` / ``SelectItemsd``) before a ``DataLoader``.
@@ -446,11 +325,6 @@ class AnnotationToMaskd(MapTransform):
         self.reader_keys = ensure_tuple_rep(reader_key, len(self.keys))
         self.image_readers_key = image_readers_key
 
-    @property
-    def counts(self) -> Counter:
-        """The converter's running counts (see :class:`AnnotationToMask`)."""
-        return self.converter.counts
-
     def _extra(self, d: Mapping, key: Hashable) -> dict[str, Any]:
         """Extra keyword arguments for the converter read from the record (e.g. point diameters)."""
         return {}
@@ -472,7 +346,7 @@ class AnnotationToMaskd(MapTransform):
             if absent:
                 context += f"; {', '.join(repr(k) for k in absent)} not in the data"
             image_readers = d.get(self.image_readers_key) if self.image_readers_key is not None else None
-            d[mask_key] = self.converter._make_mask(
+            d[mask_key] = self.converter(
                 d[key],
                 labels=labels,
                 image=d[self.ref_key],

@@ -1,25 +1,21 @@
-"""Polygons -> mask (CheXlocalize ``gt_annotations``: several polygons per pathology), via matplotlib's Path."""
+"""Polygons -> mask (CheXlocalize ``gt_annotations``: several polygons per pathology)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.path import Path
 from monai.config import KeysCollection, NdarrayOrTensor
 
-from .annotation_mask import AnnotationToMask, AnnotationToMaskd, InvalidPolicy, SpatialLayout, _Geometry, _Prepared
-from .fusion import FusionMethod
+from .annotation_mask import AnnotationToMask, AnnotationToMaskd
+from .functional import AnnotationRegions, ReferenceGrid, rasterize_polygons, storage_shape
+from .options import FusionMethod, InvalidPolicy, SpatialLayout
 
 __all__ = ["PolygonsToMask", "PolygonsToMaskD", "PolygonsToMaskDict", "PolygonsToMaskd", "flatten_named"]
 
-#: pixel centres within about this distance (pixels) of a polygon edge count as inside
-_EDGE_TOLERANCE = 1e-6
-
 #: keys of a CheXlocalize per-image record that are not annotations
-_SIZE_KEYS = ("img_size",)
+SIZE_KEYS = ("img_size",)
 
 
 def flatten_named(annotations: Mapping[str, Any], labels: Any, ctx: str, single: type | tuple[type, ...] = ()) -> tuple:
@@ -35,7 +31,7 @@ def flatten_named(annotations: Mapping[str, Any], labels: Any, ctx: str, single:
     items: list = []
     names: list = []
     for name, value in annotations.items():
-        if name in _SIZE_KEYS:
+        if name in SIZE_KEYS:
             continue
         if value is None:
             values = []
@@ -65,8 +61,8 @@ class PolygonsToMask(AnnotationToMask):
     or lying entirely outside the image is invalid (``invalid`` policy); one partly outside is clipped and counted.
 
     Args:
-        num_classes, class_names, per_instance, fusion, spatial_layout, sigma, invalid: see
-            :class:`~monai_explain.transforms.AnnotationToMask`. Use ``class_names`` with the mapping input.
+        num_classes, class_names, per_instance, fusion, spatial_layout, sigma, invalid, allow_transformed_image:
+            see :class:`~monai_explain.transforms.AnnotationToMask`. Use ``class_names`` with the mapping input.
 
     Example:
         >>> PolygonsToMask()([[[1, 1], [4, 1], [4, 3], [1, 3]]], spatial_size=(5, 4))[0].int().T.tolist()
@@ -85,6 +81,7 @@ class PolygonsToMask(AnnotationToMask):
         spatial_layout: SpatialLayout | str = SpatialLayout.XY,
         sigma: float | Sequence[float] = 0.0,
         invalid: InvalidPolicy | str = InvalidPolicy.RAISE,
+        allow_transformed_image: bool = False,
     ) -> None:
         super().__init__(
             num_classes=num_classes,
@@ -94,6 +91,7 @@ class PolygonsToMask(AnnotationToMask):
             spatial_layout=spatial_layout,
             sigma=sigma,
             invalid=invalid,
+            allow_transformed_image=allow_transformed_image,
         )
 
     def __call__(  # type: ignore[override]
@@ -108,16 +106,16 @@ class PolygonsToMask(AnnotationToMask):
     ) -> NdarrayOrTensor:
         """Rasterise ``polygons`` (list of (V, 2) vertex lists, an (N, V, 2) array, or a {class: polygons}
         mapping); other arguments and the return value as :meth:`BoxesToMask.__call__`."""
-        return self._make_mask(polygons, labels, image, readers, image_readers, spatial_size, context)
+        return super().__call__(polygons, labels, image, readers, image_readers, spatial_size, context)
 
-    def _normalize(self, annotations: Any, labels: Any, geometry: _Geometry, ctx: str) -> tuple[Any, Any]:
-        if geometry.spatial_dims != 2:
-            raise ValueError(f"polygons need a 2D image, got spatial size {geometry.spatial_size}{ctx}.")
+    def _normalize(self, annotations: Any, labels: Any, grid: ReferenceGrid, ctx: str) -> tuple[Any, Any]:
+        if grid.spatial_dims != 2:
+            raise ValueError(f"polygons need a 2D image, got spatial size {grid.spatial_size}{ctx}.")
         if annotations is None:
             return [], labels
         if isinstance(annotations, Mapping):
             if "img_size" in annotations:
-                expected = list(self._rc_shape(geometry.spatial_size))
+                expected = list(storage_shape(grid.spatial_size, self.spatial_layout))
                 if [int(v) for v in annotations["img_size"]] != expected:
                     raise ValueError(
                         f"img_size {list(annotations['img_size'])} does not match the image (rows, columns) "
@@ -126,62 +124,8 @@ class PolygonsToMask(AnnotationToMask):
             return flatten_named(annotations, labels, ctx)
         return list(annotations), labels  # a list of polygons or an (N, V, 2) array
 
-    def _prepare(self, items: Any, geometry: _Geometry, ctx: str, **kwargs: Any) -> _Prepared:
-        n = len(items)
-        size = np.asarray(geometry.spatial_size, dtype=np.int64)
-        reasons: list[str | None] = [None] * n
-        patches: list[Any] = [None] * n
-        clipped = np.zeros(n, dtype=bool)
-        for i, poly in enumerate(items):
-            try:
-                v = np.asarray(poly, dtype=np.float64)
-            except (TypeError, ValueError):
-                reasons[i] = "is not a numeric list of [x, y] vertices"
-                continue
-            if v.ndim != 2 or v.shape[1] != 2:
-                reasons[i] = f"must have shape (V, 2), got {v.shape}"
-                continue
-            if v.shape[0] < 3:
-                reasons[i] = f"has {v.shape[0]} vertices, fewer than 3: {v.tolist()}"
-                continue
-            if not np.all(np.isfinite(v)):
-                reasons[i] = f"has a NaN or infinite coordinate: {v.tolist()}"
-                continue
-            with np.errstate(over="ignore", invalid="ignore"):
-                signed_area = 0.5 * float(np.dot(v[:, 0], np.roll(v[:, 1], -1)) - np.dot(v[:, 1], np.roll(v[:, 0], -1)))
-            if not math.isfinite(signed_area):
-                reasons[i] = f"has coordinates too large to rasterise in float64: {v.tolist()}"
-                continue
-            if signed_area == 0.0:
-                reasons[i] = f"is degenerate (zero area): {v.tolist()}"
-                continue
-            v = self._swap_if_yx(v)
-            if np.any(v.max(axis=0) <= 0) or np.any(v.min(axis=0) >= size):
-                reasons[i] = (
-                    f"lies entirely outside the image of size {geometry.spatial_size}: {np.asarray(poly).tolist()}"
-                )
-                continue
-            # clipped while still floats: far vertices must not overflow int64
-            lo = np.maximum(np.ceil(np.clip(v.min(axis=0) - 0.5, -1.0, size)).astype(np.int64), 0)
-            hi = np.minimum(np.floor(np.clip(v.max(axis=0) - 0.5, -1.0, size)).astype(np.int64), size - 1)
-            if np.any(hi < lo):
-                reasons[i] = f"covers no pixel centre of the image: {np.asarray(poly).tolist()}"
-                continue
-            a0 = np.arange(lo[0], hi[0] + 1) + 0.5
-            a1 = np.arange(lo[1], hi[1] + 1) + 0.5
-            centres = np.stack(np.meshgrid(a0, a1, indexing="ij"), axis=-1).reshape(-1, 2)
-            # matplotlib grows the polygon by a positive radius when its vertices run counter-clockwise (positive
-            # signed area in array axes) and by a negative one otherwise: a tiny growth makes edges inclusive.
-            ccw = (signed_area > 0) == (self.spatial_layout == SpatialLayout.XY)
-            radius = _EDGE_TOLERANCE if ccw else -_EDGE_TOLERANCE
-            patch = Path(v).contains_points(centres, radius=radius).reshape(len(a0), len(a1))
-            if not patch.any():
-                reasons[i] = f"covers no pixel centre of the image: {np.asarray(poly).tolist()}"
-                continue
-            patches[i] = ((slice(int(lo[0]), int(hi[0]) + 1), slice(int(lo[1]), int(hi[1]) + 1)), patch)
-            clipped[i] = bool(np.any(v.min(axis=0) < 0) or np.any(v.max(axis=0) > size))
-        keep = self._apply_policy(reasons, ctx)
-        return _Prepared(keep=keep, patches=[patches[i] for i in keep], clipped=int(clipped[keep].sum()) if keep else 0)
+    def _rasterize(self, items: Any, grid: ReferenceGrid, ctx: str, **kwargs: Any) -> AnnotationRegions:
+        return rasterize_polygons(items, grid.spatial_size, self.spatial_layout)
 
 
 class PolygonsToMaskd(AnnotationToMaskd):
@@ -211,6 +155,7 @@ class PolygonsToMaskd(AnnotationToMaskd):
         spatial_layout: SpatialLayout | str = SpatialLayout.XY,
         sigma: float | Sequence[float] = 0.0,
         invalid: InvalidPolicy | str = InvalidPolicy.RAISE,
+        allow_transformed_image: bool = False,
         allow_missing_keys: bool = False,
     ) -> None:
         converter = PolygonsToMask(
@@ -221,6 +166,7 @@ class PolygonsToMaskd(AnnotationToMaskd):
             spatial_layout=spatial_layout,
             sigma=sigma,
             invalid=invalid,
+            allow_transformed_image=allow_transformed_image,
         )
         super().__init__(
             keys, converter, ref_key, mask_key, label_key, reader_key, image_readers_key, allow_missing_keys

@@ -65,12 +65,19 @@ def normalize_saliency(
     dims = tuple(range(2, s.ndim))
     if mode == SaliencyNormalization.MAX:
         out = s / s.amax(dim=dims, keepdim=True).clamp_min(eps)
-    elif mode == SaliencyNormalization.MINMAX:
-        lo = s.amin(dim=dims, keepdim=True)
-        hi = s.amax(dim=dims, keepdim=True)
-        out = (s - lo) / (hi - lo).clamp_min(eps)
     else:
-        out = s / s.sum(dim=dims, keepdim=True).clamp_min(eps)
+        # minmax and sum are scale-free: work on the map divided by its largest |value| (outside the graph), so
+        # that hi - lo and the sum cannot overflow for a finite map; eps keeps its meaning in the original units
+        c = s.detach().abs().amax(dim=dims, keepdim=True)
+        c = torch.where(c > 0, c, torch.ones_like(c))
+        floor = (eps / c).clamp_min(torch.finfo(s.dtype).tiny) if s.is_floating_point() else eps / c
+        s = s / c
+        if mode == SaliencyNormalization.MINMAX:
+            lo = s.amin(dim=dims, keepdim=True)
+            hi = s.amax(dim=dims, keepdim=True)
+            out = (s - lo) / torch.maximum(hi - lo, floor)
+        else:
+            out = s / torch.maximum(s.sum(dim=dims, keepdim=True), floor)
     return out.to(dtype)
 
 
@@ -84,8 +91,22 @@ def resize_saliency(saliency: torch.Tensor, spatial_size: Sequence[int], mode: s
 
     Returns:
         The resampled map (the input itself when the size already matches).
+
+    Raises:
+        ValueError: a map or a target grid with a spatial size of 0 (an empty grid), different numbers of spatial
+            dimensions, or ``mode="auto"`` for more than 3 spatial dimensions (all naming the shapes).
     """
     spatial_size = tuple(int(s) for s in spatial_size)
+    if saliency.ndim < 3 or 0 in saliency.shape[2:]:
+        raise ValueError(
+            f"saliency map of shape {tuple(saliency.shape)} has an empty spatial grid; expected (B, C, *spatial) "
+            "with every spatial size >= 1."
+        )
+    if 0 in spatial_size or min(spatial_size, default=0) < 0:
+        raise ValueError(
+            f"the target grid (mask / image spatial size) {spatial_size} is empty or negative; every spatial size "
+            f"must be >= 1 (saliency map of shape {tuple(saliency.shape)})."
+        )
     if tuple(saliency.shape[2:]) == spatial_size:
         return saliency
     if len(spatial_size) != saliency.ndim - 2:
@@ -94,6 +115,12 @@ def resize_saliency(saliency: torch.Tensor, spatial_size: Sequence[int], mode: s
             f"to a {len(spatial_size)}D size {spatial_size}."
         )
     if mode == "auto":
-        mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(spatial_size)]
+        modes = {1: "linear", 2: "bilinear", 3: "trilinear"}
+        if len(spatial_size) not in modes:
+            raise ValueError(
+                f"cannot resample a {len(spatial_size)}D saliency map of shape {tuple(saliency.shape)} to "
+                f"{spatial_size}: only 1D, 2D and 3D maps can be resampled (images are (B, C, H, W[, D]))."
+            )
+        mode = modes[len(spatial_size)]
     align = False if mode in ("linear", "bilinear", "bicubic", "trilinear") else None
     return F.interpolate(saliency, size=spatial_size, mode=mode, align_corners=align)

@@ -8,6 +8,7 @@ import sqlite3
 
 import mlflow
 import pytest
+import torch
 
 from .test_faults import EPOCH_LENGTH, _reap_bundle_processes, bundle_cmd, start_bundle, wait_ok  # noqa: F401
 
@@ -19,43 +20,58 @@ VAL_KEYS = ("val_auc", "val_accuracy", "val_saliency_precision", "val_saliency_c
 
 
 def test_two_runs_in_parallel_share_one_mlflow_store(tmp_path, tiny_dataset):
+    """Two trainings at once on one store with the SAME run name (only the learning rate differs; the second one
+    with MONAI's ``--tracking mlflow``): two runs, each with its own params, every metric once per step, nothing
+    duplicated by the extra MONAI handler, and the overlays logged into each run after each validation."""
     db = tmp_path / "shared" / "mlruns.db"
     db.parent.mkdir()
     uri = f"sqlite:///{db}"
-    lambdas = ("0.0", "1.0")
+    settings = {"0.002": {}, "0.001": {"tracking": "mlflow"}}
     procs = {
-        lam: start_bundle(
-            bundle_cmd(tmp_path / f"lambda{lam}", tiny_dataset, epochs=EPOCHS, tracking_uri=uri, **{"lambda": lam}),
+        lr: start_bundle(
+            bundle_cmd(
+                tmp_path / f"lr{lr}", tiny_dataset, epochs=EPOCHS, tracking_uri=uri, run_name="same_name",
+                learning_rate=lr, **{"lambda": "1.0"}, **extra,
+            ),
             tmp_path,
-            tmp_path / f"lambda{lam}.log",
+            tmp_path / f"lr{lr}.log",
         )
-        for lam in lambdas
-    }
-    logs = {lam: wait_ok(proc, tmp_path / f"lambda{lam}.log") for lam, proc in procs.items()}
-    for lam, log in logs.items():
-        assert "MLflow tracking failed" not in log, (lam, log[-3000:])
-        assert (tmp_path / f"lambda{lam}" / "models" / f"last_checkpoint_epoch={EPOCHS}.pt").is_file()
+        for lr, extra in settings.items()
+    }  # fmt: skip
+    logs = {lr: wait_ok(proc, tmp_path / f"lr{lr}.log", timeout=900) for lr, proc in procs.items()}
+    for lr, log in logs.items():
+        assert "MLflow tracking failed" not in log, (lr, log[-3000:])
+        assert (tmp_path / f"lr{lr}" / "models" / f"last_checkpoint_epoch={EPOCHS}.pt").is_file()
+    assert "plain MLFlowHandler on this engine (e.g. from --tracking mlflow) is detached" in logs["0.001"]
 
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("cxr_expl")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.info.run_name for r in runs) == ["energy_lambda0.0_seed0", "energy_lambda1.0_seed0"]
+    assert sorted(r.data.params["learning_rate"] for r in runs) == ["0.001", "0.002"], "one run per training"
     for run in runs:
-        lam = run.data.params["lambda"]
-        assert run.info.run_name == f"energy_lambda{lam}_seed0" and run.info.status == "FINISHED"
-        for key in LOSS_KEYS:  # every iteration logged exactly once, in this run only
+        lr = run.data.params["learning_rate"]
+        assert run.info.run_name == "same_name" and run.info.status == "FINISHED"
+        ckpt = torch.load(tmp_path / f"lr{lr}" / "models" / f"last_checkpoint_epoch={EPOCHS}.pt", weights_only=True)
+        assert ckpt["mlflow"]["run_id"] == run.info.run_id, "each checkpoint records its own run"
+        for key in (*LOSS_KEYS, "lr_group_0"):  # every iteration logged exactly once, in this run only
             steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
-            assert steps == list(range(1, EPOCHS * EPOCH_LENGTH + 1)), (lam, key, steps)
-        for key in VAL_KEYS:
+            assert steps == list(range(1, EPOCHS * EPOCH_LENGTH + 1)), (lr, key, steps)
+        for key in (*VAL_KEYS, *(f"epoch_{k}" for k in LOSS_KEYS)):  # once per epoch
             steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
-            assert steps == list(range(1, EPOCHS + 1)), (lam, key, steps)
-        # lambda's own warm-up (0 -> end over epoch 1) tells the runs' metric histories apart
-        last_lambda = client.get_metric_history(run.info.run_id, "lambda")[-1].value
-        assert last_lambda == pytest.approx(float(lam))
-        artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
-        assert "overlay_epoch_001.png" in artifacts and "overlay_epoch_002.png" in artifacts, (lam, artifacts)
+            assert steps == list(range(1, EPOCHS + 1)), (lr, key, steps)
+        assert "train_loss" not in run.data.metrics, "no duplicate of the loss from MONAI's handler"
+        assert [m.value for m in client.get_metric_history(run.info.run_id, "lr_group_0")] == [float(lr)] * (
+            EPOCHS * EPOCH_LENGTH
+        )
+        artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "overlays")]
+        assert artifacts == [f"overlays/overlay_epoch_{e:03d}.png" for e in range(1, EPOCHS + 1)], (lr, artifacts)
+    tracked = next(r for r in runs if r.data.params["learning_rate"] == "0.001")
+    configs = [a.path for a in client.list_artifacts(tracked.info.run_id) if a.path.startswith("config_")]
+    assert len(configs) == 1, "the executed config saved by --tracking mlflow is logged in the run"
+    print({r.data.params["learning_rate"]: (r.info.run_id, sorted(r.data.metrics)) for r in runs})
 
 
 def _track_one_run(uri: str, run_name: str, barrier, errors) -> None:
@@ -75,7 +91,7 @@ def _track_one_run(uri: str, run_name: str, barrier, errors) -> None:
         handler.close()
         if handler.failures or handler.disabled:
             errors.put(f"{run_name}: {handler.failures} tracking failures, switched off: {handler.disabled}")
-    except Exception as e:  # reported to the parent
+    except Exception as e:  # noqa: BLE001 (reported to the parent)
         errors.put(f"{run_name}: {type(e).__name__}: {e}")
 
 

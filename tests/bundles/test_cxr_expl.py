@@ -45,7 +45,7 @@ def test_train_config_properties_outputs_and_mlflow(tmp_path, tiny_dataset, no_t
     last = list((tmp_path / "models").glob("last_checkpoint_epoch=*.pt"))
     assert [p.name for p in last] == ["last_checkpoint_epoch=1.pt"]
     state = torch.load(last[0], weights_only=True)
-    assert set(state) == {"model", "optimizer", "trainer", "best_model"} | ({"mlflow"} if "mlflow" in state else set())
+    assert set(state) == {"model", "optimizer", "trainer", "best_model", "mlflow"}
     assert state["best_model"]["best_metric_epoch"] == 1
     assert (tmp_path / "eval" / "overlays" / "overlay_epoch_001.png").stat().st_size > 1000
 
@@ -61,8 +61,30 @@ def test_train_config_properties_outputs_and_mlflow(tmp_path, tiny_dataset, no_t
     assert 0.0 < run.data.metrics["val_chance_level"] < 0.2
     for key in ("loss", "task_loss", "expl_loss", "lambda"):
         assert key in run.data.metrics, key
-    artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
-    assert "overlay_epoch_001.png" in artifacts
+        assert f"epoch_{key}" in run.data.metrics, key  # the epoch means, on the epoch axis
+    assert state["mlflow"] == {"run_id": run.info.run_id}, "the last checkpoint records its run"
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "overlays")]
+    assert "overlays/overlay_epoch_001.png" in artifacts
+
+    # the best model is logged with signature and input example, and loads with mlflow.pytorch
+    import mlflow.pytorch
+    import numpy as np
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(client.tracking_uri):  # restores the process's URI (and MLFLOW_TRACKING_URI) after
+        model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+        info = mlflow.models.get_model_info(f"runs:/{run.info.run_id}/model")
+    (logged,) = client.search_logged_models([run.info.experiment_id])
+    assert logged.source_run_id == run.info.run_id
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 1, 64, 64]
+    image = np.random.default_rng(0).random((2, 1, 64, 64), dtype=np.float32)
+    best = wf.parser.get_parsed_content("network_def")  # a fresh network with the best weights
+    best.load_state_dict(torch.load(tmp_path / "models" / "model.pt", weights_only=True))
+    with torch.no_grad():
+        expected = best.eval()(torch.from_numpy(image))
+        assert torch.allclose(model(torch.from_numpy(image)), expected, atol=1e-6)
+    print("logged model:", info.model_uri, "signature", info.signature.inputs.to_dict(), "->",
+          info.signature.outputs.to_dict())  # fmt: skip
 
 
 def test_evaluate_config_scores_checkpoint_on_test_split(tmp_path, tiny_dataset, no_tracking_env):
@@ -83,8 +105,16 @@ def test_evaluate_config_scores_checkpoint_on_test_split(tmp_path, tiny_dataset,
         assert key in metrics, key
     with open(out / "predictions.csv") as f:
         assert len(list(csv.reader(f))) == 8, "one prediction per test_shifted image"
-    _, runs = _mlflow_runs(tmp_path)
-    assert {r.info.run_name for r in runs} == {"energy_lambda3.0_seed0", "energy_lambda3.0_seed0_test_shifted"}
+    # the evaluation is logged into the training run (its id read from the last checkpoint), split-prefixed
+    client, runs = _mlflow_runs(tmp_path)
+    assert [r.info.run_name for r in runs] == ["energy_lambda3.0_seed0"]
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    for key in ("auc", "accuracy", "saliency_precision", "saliency_coverage", "deletion_auc", "insertion_auc"):
+        history = client.get_metric_history(run.info.run_id, f"test_shifted_{key}")
+        assert len(history) == 1 and history[0].value == pytest.approx(metrics[key], nan_ok=True), key
+    assert "auc" not in run.data.metrics
+    assert run.data.params["test_shifted_checkpoint"] == str(tmp_path / "models" / "model.pt")
 
 
 def test_resume_continues_epoch_optimizer_schedule_and_mlflow_run(tmp_path, tiny_dataset, no_tracking_env):

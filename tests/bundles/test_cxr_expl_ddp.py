@@ -68,7 +68,11 @@ def test_ddp_training_and_reduced_metrics_equal_single_process(tmp_path, tiny_da
     m1, m2 = _metrics(single), _metrics(double)
     for key in ("saliency_precision", "saliency_coverage", "chance_level", "auc", "accuracy", "deletion_auc"):
         assert m2[key] == pytest.approx(m1[key], abs=1e-5), key
-    with open(single / "saliency_precision_raw.csv") as f1, open(double / "saliency_precision_raw.csv") as f2:
-        rows1 = sorted(list(csv.reader(f1))[1:])
-        rows2 = sorted(list(csv.reader(f2))[1:])
-    assert len(rows1) == len(rows2) == 8 and [r[0] for r in rows1] == [r[0] for r in rows2], "every image once"
+    with open(single / "per_image.csv") as f1, open(double / "per_image.csv") as f2:
+        rows1 = sorted(csv.DictReader(f1), key=lambda r: r["id"])
+        rows2 = sorted(csv.DictReader(f2), key=lambda r: r["id"])
+    assert len(rows1) == len(rows2) == 8 and [r["id"] for r in rows1] == [r["id"] for r in rows2], "every image once"
+    for r1, r2 in zip(rows1, rows2):  # the per-image table gathered across ranks: same rows as one process
+        assert (r1["label"], r1["correct"]) == (r2["label"], r2["correct"])
+        assert float(r1["probability"]) == pytest.approx(float(r2["probability"]), abs=1e-5)
+        assert (r1["saliency_precision"] == "") == (r2["saliency_precision"] == "")

@@ -91,8 +91,9 @@ def test_checkpoint_objects_refer_to_the_declared_handlers(bundle):
     parser.read_config(str(_configs(bundle) / "train.json"))
     assert parser["checkpoint_objects#best_model"] == "@validate#handlers#0"
     assert parser["validate#handlers#0#_target_"] == "monai_explain.handlers.BestModelSaver"
-    assert "@train#handlers#1" in parser["checkpoint_objects#mlflow"]
-    assert parser["train#handlers#1#_target_"].endswith("MLFlowHandler")
+    assert parser["checkpoint_objects#mlflow"] == "@train#mlflow_handler"
+    assert parser["train#mlflow_handler"] == "@train#handlers#0"
+    assert parser["train#handlers#0#_target_"].endswith("MLFlowHandler")
     targets = [h["_target_"] for h in parser["train#handlers"]]
     assert targets.index("ValidationHandler") < targets.index("monai_explain.handlers.LastCheckpointSaver"), (
         "the last checkpoint of epoch N holds the best-model state after epoch N's validation"

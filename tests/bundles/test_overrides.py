@@ -70,7 +70,7 @@ def _workflow(tmp_path, dataset_dir, **override):
     "key, value, item",
     [("amp", "2", "train#trainer#amp"), ("amp", "nein", "validate#evaluator#amp"), ("epochs", "1.5", "train#trainer"),
      ("learning_rate", "1e-3x", "optimizer"), ("lambda", "nan", "lambda_schedule"),
-     ("batch_size", "0", "train#dataloader"), ("resume", "nope", "train#handlers#0#_disabled_")],
+     ("batch_size", "0", "train#dataloader"), ("resume", "nope", "train#handlers#2#_disabled_")],
 )  # fmt: skip
 def test_bad_values_are_errors_naming_the_key(tmp_path, tiny_dataset, key, value, item):
     wf = _workflow(tmp_path, tiny_dataset, **{key: value})
@@ -96,5 +96,5 @@ def test_string_false_is_false(tmp_path, tiny_dataset):
     assert wf.parser.get_parsed_content("train#trainer#max_epochs") == 2
     assert wf.parser.get_parsed_content("optimizer#lr") == 1e-3
     assert wf.parser.get_parsed_content("lambda_schedule#end") == 0.5
-    assert wf.parser["train#handlers#0#_target_"].endswith("LastCheckpointLoader")
-    assert wf.parser.get_parsed_content("train#handlers#0#_disabled_") is True, "resume 'False': no loader"
+    assert wf.parser["train#handlers#2#_target_"].endswith("LastCheckpointLoader")
+    assert wf.parser.get_parsed_content("train#handlers#2#_disabled_") is True, "resume 'False': no loader"

@@ -11,6 +11,7 @@ from monai_explain.data import (
     MissingImageError,
     PathEscapeError,
     RSNAPneumoniaAdapter,
+    VinDrCXRAdapter,
     check_relative_path,
 )
 from monai_explain.data.adapters.errors import format_location
@@ -107,3 +108,44 @@ def test_bad_policies(tmp_path):
         RSNAPneumoniaAdapter(tmp_path, on_missing="ignore")
     with pytest.raises(ValueError):
         RSNAPneumoniaAdapter(tmp_path, duplicates="merge")
+
+
+def _vindr_layout(root, link_target=None, folder_link_target=None):
+    """``root/train.csv`` with images a and b; b is a link to ``link_target`` when given."""
+    images = root / "train"
+    root.mkdir(parents=True, exist_ok=True)
+    if folder_link_target is not None:
+        folder_link_target.mkdir(parents=True, exist_ok=True)
+        images.symlink_to(folder_link_target, target_is_directory=True)
+    else:
+        images.mkdir(parents=True)
+    (images / "a.dicom").write_bytes(b"a")
+    if link_target is not None:
+        (images / "b.dicom").symlink_to(link_target)
+    else:
+        (images / "b.dicom").write_bytes(b"b")
+    (root / "train.csv").write_text(
+        "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\na,No finding,14,R1,,,,\nb,No finding,14,R1,,,,\n"
+    )
+
+
+def test_symlink_leaving_the_dataset_folder_is_refused(tmp_path):
+    """Before: an image folder entry linking to a file outside dataset_dir was read without complaint."""
+    outside = tmp_path / "elsewhere" / "secret.dicom"
+    outside.parent.mkdir()
+    outside.write_bytes(b"not an image of this dataset")
+    root = tmp_path / "ds"
+    _vindr_layout(root, link_target=outside)
+    with pytest.raises(PathEscapeError, match=r"train\.csv, line 3 \(data row 2\): image 'b' at .*b\.dicom resolves "
+                       r"\(through symbolic links\) to .*elsewhere/secret\.dicom, outside the dataset folder"):
+        VinDrCXRAdapter(root).load()
+    assert len(VinDrCXRAdapter(root, allow_outside=True).load()) == 2
+
+
+def test_symlinks_inside_the_dataset_and_a_linked_image_folder_are_accepted(tmp_path):
+    root = tmp_path / "ds"
+    _vindr_layout(root, link_target=root / "train" / "a.dicom")  # a link to another image of the dataset
+    assert [r["id"] for r in VinDrCXRAdapter(root).load()] == ["a", "b"]
+    other = tmp_path / "other"
+    _vindr_layout(other, folder_link_target=tmp_path / "big_disk" / "train")  # the image folder lives elsewhere
+    assert [r["id"] for r in VinDrCXRAdapter(other).load()] == ["a", "b"]

@@ -38,10 +38,11 @@ def test_byte_order_mark_is_ignored(tmp_path):
     "header,required,match",
     [
         (
-            "ImageId,EncodedPixels",
+            "ImageId,encodedpixels",
             ["ImageId", " EncodedPixels"],
-            r"missing column\(s\) \[' EncodedPixels'\].*~ found 'EncodedPixels'",
+            r"missing column\(s\) \[' EncodedPixels'\].*~ found 'encodedpixels'",
         ),
+        ("id, v ,v", ["id"], "column 'v' appears twice"),
         ("image_id,x", ["image_id", "y"], r"a\.csv, line 1: missing column\(s\) \['y'\]"),
         ("id,id,v", ["id"], "column 'id' appears twice"),
     ],
@@ -137,3 +138,19 @@ def test_optional_columns_and_require(tmp_path):
         row.require("v")
     err = row.error("custom")
     assert (err.file, err.line, err.row, err.reason) == (str(tmp_path / "a.csv"), 2, 1, "custom")
+
+
+def test_header_names_are_stripped(tmp_path):
+    """A header written with spaces after the commas reads as the published one, both ways round."""
+    path = _write(tmp_path, "ImageId, EncodedPixels , Extra\nx,1 2,e\n")
+    reader = CSVAnnotationReader(path, ["ImageId", " EncodedPixels", "EncodedPixels"])
+    (row,) = list(reader)
+    assert row[" EncodedPixels"] == row["EncodedPixels"] == "1 2" and row.get("Extra") == "e"
+    assert reader.has(" Extra") and row.path == str(path)
+
+
+def test_missing_hint_is_appended(tmp_path):
+    path = _write(tmp_path, "a,b\n1,2\n")
+    reader = CSVAnnotationReader(path, ["c"], missing_hint=lambda header: f"try {header[::-1]}")
+    with pytest.raises(AnnotationFormatError, match=r"missing column\(s\) \['c'\].* try \['b', 'a'\]"):
+        list(reader)

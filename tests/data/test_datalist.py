@@ -80,3 +80,59 @@ def test_build_datalist_on_synthetic_vindr_and_binary_rsna(tiny_dataset, tmp_pat
     (tmp_path / "stage_2_train_labels.csv").write_text("\n".join(rows) + "\n")
     data = build_datalist("rsna", tmp_path, "train", classes=["Lung Opacity"], adapter_kwargs={"check_files": False})
     assert all(r["label"] in ([0.0], [1.0]) for r in data) and len(data) == 8
+
+
+def test_per_split_folders_conversion_from_the_bundle_docs(tmp_path):
+    """The conversion of per-split folders given in bundles/cxr_expl/docs/README.md runs and gives those splits."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "bundles" / "cxr_expl" / "docs" / "README.md").read_text()
+    section = readme[readme.index("**A data set shipped as per-split folders**") :]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    assert 'root = Path("/data/my_cxr")' in code
+    layout = {
+        "train": "a.png,Nodule,1,2,5,6\nb.png,,,,,\n",
+        "val": "c.png,Nodule,0,0,3,3\n",
+        "test": "d.png,,,,,\ne.png,Nodule,2,2,4,4\n",
+    }
+    for split, rows in layout.items():
+        (tmp_path / split / "images").mkdir(parents=True)
+        (tmp_path / split / "boxes.csv").write_text("image,finding,x_min,y_min,x_max,y_max\n" + rows)
+        for line in rows.splitlines():
+            (tmp_path / split / "images" / line.split(",")[0]).write_bytes(b"")
+    exec(code.replace('Path("/data/my_cxr")', f"Path({str(tmp_path)!r})"), {})  # noqa: S102 (the project's own doc snippet)
+    assert json.loads((tmp_path / "splits.json").read_text()) == {
+        "a": "train",
+        "b": "train",
+        "c": "val",
+        "d": "test",
+        "e": "test",
+    }
+    kwargs = {
+        "annotation_file": "boxes.csv",
+        "image_column": "image",
+        "class_column": "finding",
+        "class_names": ["Nodule"],
+        "box_columns": ["x_min", "y_min", "x_max", "y_max"],
+    }
+    test = build_datalist("csv", tmp_path, "test", adapter_kwargs=kwargs)
+    assert [r["id"] for r in test] == ["d", "e"] and [r["label"] for r in test] == [[0.0], [1.0]]
+    assert test[1]["image"] == str(tmp_path / "test" / "images" / "e.png")
+    assert test[1]["boxes"].tolist() == [[2.0, 2.0, 4.0, 4.0]]
+    assert [r["id"] for r in build_datalist("csv", tmp_path, "train", adapter_kwargs=kwargs)] == ["a", "b"]
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('{"p1": "train", "n1": ', r"is not valid JSON \(Expecting value at line 1, column 23\)"),
+        ('["train", "test"]', r"must hold a JSON object \{image_id: split name\}, got a list"),
+        ('{"p1": "train", "n1": 3}', r"the split of image 'n1' is 3, not a split name"),
+    ],
+)
+def test_broken_split_file_names_the_file(tmp_path, text, match):
+    split_file = tmp_path / "splits.json"
+    split_file.write_text(text)
+    recs = [{"id": "p1", "label": [1.0]}, {"id": "n1", "label": [0.0]}]
+    with pytest.raises(ValueError, match=match) as info:
+        assign_splits(recs, split_file=split_file)
+    assert str(split_file) in str(info.value)

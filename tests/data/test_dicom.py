@@ -38,6 +38,25 @@ def write_dicom(path, pixels, photometric="MONOCHROME2", slope=None, intercept=N
     return path
 
 
+def write_rgb_dicom(path, rows=5, columns=4, seed=0):
+    """Write an 8-bit RGB DICOM (SamplesPerPixel 3, interleaved), as some exports of radiographs are."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "DX"
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = np.random.default_rng(seed).integers(1, 255, rows * columns * 3, dtype=np.uint8).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
 PIXELS = np.array([[0, 100, 200], [300, 400, 4095]], dtype=np.uint16)  # rows x columns = 2 x 3
 
 CASES = [
@@ -135,3 +154,35 @@ def test_vindr_box_round_trip(tmp_path, photometric):
     high = image.max()
     assert np.array_equal(image == high, inside)  # bright exactly inside the box, after MONOCHROME1 inversion too
     assert inside.sum() == 6
+
+
+@pytest.mark.parametrize(
+    "slope, intercept, match",
+    [
+        ("NaN", None, r"non-finite RescaleSlope 'NaN'"),
+        ("inf", None, r"non-finite RescaleSlope 'inf'"),
+        (None, "-inf", r"non-finite RescaleIntercept '-inf'"),
+        # finite header, but every pixel (300 .. 3600) * 1e37 overflows the float32 image LoadImage stores
+        ("1e37", None, r"12 pixels that are NaN, Inf or beyond the float32 range"),
+    ],
+)
+def test_non_finite_rescale_is_refused_naming_the_file(tmp_path, slope, intercept, match):
+    pixels = np.arange(1, 13, dtype=np.uint16).reshape(3, 4) * 300
+    path = write_dicom(str(tmp_path / "bad_rescale.dcm"), pixels, slope=slope, intercept=intercept)
+    with pytest.raises(ValueError, match=match) as info:
+        LoadImaged("image", reader=CXRDicomReader())({"image": path})
+    assert path in str(info.value)
+
+
+def test_rgb_dicom_is_refused_naming_the_file_and_channels(tmp_path):
+    path = write_rgb_dicom(str(tmp_path / "colour.dcm"))
+    with pytest.raises(ValueError, match=r"colour image \(3 samples \(channels\) per pixel.*'RGB'") as info:
+        LoadImaged("image", reader=CXRDicomReader(), ensure_channel_first=True)({"image": path})
+    assert path in str(info.value)
+
+
+def test_finite_rescale_still_loads(tmp_path):
+    pixels = np.arange(1, 13, dtype=np.uint16).reshape(3, 4) * 300
+    path = write_dicom(str(tmp_path / "ok.dcm"), pixels, slope="2.5", intercept="-7")
+    loaded = LoadImaged("image", reader=CXRDicomReader())({"image": path})["image"]
+    np.testing.assert_allclose(loaded.numpy(), (pixels * 2.5 - 7).T)

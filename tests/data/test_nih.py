@@ -77,3 +77,39 @@ def test_header_and_rows(tmp_path, text, match):
         return
     with pytest.raises(AnnotationFormatError, match=match):
         adapter.load()
+
+
+def test_header_with_spaces_after_commas(tmp_path):
+    (tmp_path / "BBox_List_2017.csv").write_text("Image Index, Finding Label, Bbox [x, y, w, h], , , \n" + ROWS)
+    data = NIHChestXray14Adapter(tmp_path, check_files=False).load()
+    assert [d["box_labels"].tolist() for d in data] == [[0, 2], [3]]
+    np.testing.assert_allclose(data[0]["boxes"][1], [10.5, 20.25, 14.75, 28.25])
+
+
+def test_xywh_header_points_to_generic_csv_adapter_which_reads_it(tmp_path):
+    from monai_explain.data import GenericCSVAdapter
+
+    (tmp_path / "BBox_List_2017.csv").write_text("Image Index,Finding Label,x,y,w,h\n" + ROWS.replace(",,,", ""))
+    with pytest.raises(AnnotationFormatError, match=r"missing column.*GenericCSVAdapter\(dataset_dir") as err:
+        NIHChestXray14Adapter(tmp_path, check_files=False).load()
+    print(err.value)
+    # the call the message gives, as written there
+    adapter = GenericCSVAdapter(
+        tmp_path,
+        "BBox_List_2017.csv",
+        image_column="Image Index",
+        class_column="Finding Label",
+        class_names=NIH_CHESTXRAY14_BOX_CLASSES,
+        box_columns=("x", "y", "w", "h"),
+        box_mode="xywh",
+        image_dir="images",
+        check_files=False,
+    )
+    expected = NIHChestXray14Adapter  # same records as the published header gives
+    (tmp_path / "published.csv").write_text(HEADER + ROWS)
+    reference = expected(tmp_path, "published.csv", check_files=False).load()
+    data = adapter.load()
+    assert [d["image"] for d in data] == [d["image"] for d in reference]
+    assert [d["label"] for d in data] == [d["label"] for d in reference]
+    for got, ref in zip(data, reference):
+        np.testing.assert_allclose(got["boxes"], ref["boxes"], rtol=1e-6)

@@ -44,12 +44,17 @@ def test_flat_layout_without_check(tmp_path):
     assert neg["image"] == str(tmp_path / "png" / f"{ID_NEG}.png")
 
 
-def test_exact_column_name(tmp_path):
+def test_column_name_spaces_ignored(tmp_path):
+    """Column names are compared without surrounding spaces: the header with or without the published leading
+    space of ' EncodedPixels' reads the same, a case difference still raises with the close match."""
     (tmp_path / "train-rle.csv").write_text(f"ImageId,EncodedPixels\n{ID_NEG},-1\n")
-    with pytest.raises(AnnotationFormatError, match=r"missing column\(s\) \[' EncodedPixels'\].*found 'EncodedPixels'"):
-        SIIMPneumothoraxAdapter(tmp_path, check_files=False).load()
+    (record,) = SIIMPneumothoraxAdapter(tmp_path, check_files=False).load()
+    assert record["label"] == 0
     (record,) = SIIMPneumothoraxAdapter(tmp_path, rle_column="EncodedPixels", check_files=False).load()
     assert record["label"] == 0
+    (tmp_path / "train-rle.csv").write_text(f"ImageId,encodedPixels\n{ID_NEG},-1\n")
+    with pytest.raises(AnnotationFormatError, match=r"missing column\(s\) \[' EncodedPixels'\].*found 'encodedPixels'"):
+        SIIMPneumothoraxAdapter(tmp_path, check_files=False).load()
 
 
 @pytest.mark.parametrize(

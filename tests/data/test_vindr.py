@@ -156,3 +156,102 @@ def test_image_folder_and_extension_parameters(tmp_path):
     (tmp_path / "train.csv").write_text(HEADER + "a,No finding,14,R1,,,,\n")
     (record,) = VinDrCXRAdapter(tmp_path, image_dir="png", image_ext=".png", check_files=False).load()
     assert record["image"] == str(tmp_path / "png" / "a.png")
+
+
+# --- PhysioNet release: local labels (boxes) and global labels (image_labels_*.csv) ----------------------------
+PHYSIONET_ANNOTATIONS = (
+    "image_id,rad_id,class_name,x_min,y_min,x_max,y_max\n"
+    "a,R8,Rib fracture,10,20,30,40\n"
+    "a,R9,Rib fracture,11,21,31,41\n"
+    "a,R10,Nodule/Mass,1,2,3,4\n"
+    "b,R8,No finding,,,,\n"
+    "b,R9,No finding,,,,\n"
+    "b,R10,No finding,,,,\n"
+)
+
+
+def _physionet(tmp_path):
+    from monai_explain.data import VINDR_CXR_GLOBAL_LABELS, VINDR_CXR_LOCAL_LABELS
+
+    names = [*VINDR_CXR_LOCAL_LABELS, *VINDR_CXR_GLOBAL_LABELS, "No finding"]
+    header = "image_id,rad_ID," + ",".join(names) + "\n"
+
+    def row(image, reader, *positive):
+        return f"{image},{reader}," + ",".join("1" if n in positive else "0" for n in names) + "\n"
+
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "annotations_train.csv").write_text(PHYSIONET_ANNOTATIONS)
+    (tmp_path / "annotations" / "image_labels_train.csv").write_text(
+        header
+        + row("a", "R8", "Rib fracture", "COPD")
+        + row("a", "R9", "Rib fracture", "COPD")
+        + row("a", "R10", "Nodule/Mass", "Lung tumor")
+        + row("b", "R8", "No finding")
+        + row("b", "R9", "No finding")
+        + row("b", "R10", "No finding")
+        + row("c", "R1", "Tuberculosis")  # an image with a global label only
+    )
+    return names[:-1]
+
+
+def test_physionet_unknown_local_label_error_names_the_options(tmp_path):
+    _physionet(tmp_path)
+    with pytest.raises(
+        AnnotationFormatError, match=r"line 2 \(data row 1\): unknown class_name 'Rib fracture'.*physionet"
+    ):
+        VinDrCXRAdapter(tmp_path, "annotations/annotations_train.csv", check_files=False).load()
+
+
+def test_physionet_unknown_class_skip_and_keep(tmp_path, caplog):
+    _physionet(tmp_path)
+    skip = VinDrCXRAdapter(tmp_path, "annotations/annotations_train.csv", check_files=False, unknown_class="skip")
+    with caplog.at_level("WARNING"):
+        data = skip.load()
+    assert [d["box_labels"].tolist() for d in data] == [[8], []]
+    assert data[0]["readers"] == ["R8", "R9", "R10"]  # readers of skipped rows still read the image
+    assert skip.stats["unknown_class_skipped"] == 2 and skip.stats["unknown_classes"] == 1
+    assert "skipped 2 row(s)/column(s)" in caplog.text and "'Rib fracture': 2" in caplog.text
+    keep = VinDrCXRAdapter(tmp_path, "annotations/annotations_train.csv", check_files=False, unknown_class="keep")
+    data = keep.load()
+    assert keep.class_names == (*VINDR_CXR_CLASSES, "Rib fracture")
+    assert data[0]["box_labels"].tolist() == [14, 14, 8] and len(data[0]["label"]) == 15
+    assert data[0]["label"][14] == 1.0 and data[0]["label"][8] == 1.0
+    assert keep.stats["unknown_class_kept"] == 2
+    print("skip stats:", skip.stats, "| keep classes:", len(keep.class_names))
+
+
+def test_physionet_local_and_global_labels(tmp_path):
+    from monai_explain.data import VINDR_CXR_GLOBAL_LABELS, VINDR_CXR_LOCAL_LABELS
+
+    classes = _physionet(tmp_path)
+    (tmp_path / "train").mkdir()
+    for image in "abc":
+        (tmp_path / "train" / f"{image}.dicom").write_bytes(b"")
+    adapter = VinDrCXRAdapter.physionet(tmp_path, split="train")
+    data = adapter.load()
+    assert adapter.class_names == VINDR_CXR_LOCAL_LABELS + VINDR_CXR_GLOBAL_LABELS == tuple(classes)
+    assert [d["id"] for d in data] == ["a", "b", "c"]
+    a, b, c = data
+    rib, nodule = classes.index("Rib fracture"), classes.index("Nodule/Mass")
+    copd, tumor, tb = classes.index("COPD"), classes.index("Lung tumor"), classes.index("Tuberculosis")
+    assert a["image"] == str(tmp_path / "train" / "a.dicom")
+    assert a["box_labels"].tolist() == [rib, rib, nodule] and a["box_readers"].tolist() == ["R8", "R9", "R10"]
+    assert [i for i, v in enumerate(a["label"]) if v] == sorted([rib, nodule, copd, tumor])
+    assert not any(b["label"]) and b["boxes"].shape == (0, 4)
+    assert [i for i, v in enumerate(c["label"]) if v] == [tb] and c["boxes"].shape == (0, 4)
+    majority = VinDrCXRAdapter.physionet(tmp_path, label_rule="majority", check_files=False).load()
+    # 2 of 3 readers: rib fracture and COPD; 1 of 3: nodule and lung tumour are not majority labels
+    assert [i for i, v in enumerate(majority[0]["label"]) if v] == sorted([rib, copd])
+
+
+def test_physionet_unknown_global_label_column(tmp_path):
+    _physionet(tmp_path)
+    from monai_explain.data import VINDR_CXR_LOCAL_LABELS
+
+    kwargs = {"class_names": VINDR_CXR_LOCAL_LABELS, "check_files": False}
+    with pytest.raises(AnnotationFormatError, match=r"image_labels_train\.csv, line 2.*unknown class_name 'COPD'"):
+        VinDrCXRAdapter.physionet(tmp_path, **kwargs).load()
+    adapter = VinDrCXRAdapter.physionet(tmp_path, unknown_class="skip", **kwargs)
+    data = adapter.load()
+    assert adapter.stats["unknown_class_skipped"] == 5 and len(data[0]["label"]) == 22
+    assert not any(data[2]["label"])  # image c had only a global label

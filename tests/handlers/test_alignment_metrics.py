@@ -170,3 +170,34 @@ def test_functional_expectations_are_consistent():
     assert compute_saliency_coverage(s, m, fraction=0.25)[keep].mean().item() == pytest.approx(EXPECTED["coverage"])
     assert compute_chance_level(m)[keep].mean().item() == pytest.approx(EXPECTED["chance"])
     assert compute_pointing_game(s, m)[keep].mean().item() == pytest.approx(EXPECTED["pointing"])
+
+
+def test_split_without_annotations_reports_nan_and_the_count(caplog):
+    """Before: precision, coverage and chance logged 0.0000 on a split with no annotated image."""
+    s, _ = _batches()
+    empty = torch.zeros(4, 1, 2, 2)
+    with caplog.at_level("INFO", logger="monai_explain.handlers.alignment_metrics"):
+        engine = _run(lambda e, b: {"saliency": b[0], "mask": b[1]}, [(s[:2], empty[:2]), (s[2:], empty[2:])])
+    for key in ("precision", "coverage", "chance", "pointing", "iou", "mass"):
+        assert math.isnan(engine.state.metrics[key]), key
+    assert "precision: none of the 4 images has an annotation" in caplog.text
+
+
+def test_count_of_annotated_images_is_logged(caplog):
+    s, m = _batches()
+    with caplog.at_level("INFO", logger="monai_explain.handlers.alignment_metrics"):
+        engine = _run(lambda e, b: {"saliency": b[0], "mask": b[1]}, [(s, m)])
+    assert engine.state.metrics["precision"] == pytest.approx(EXPECTED["precision"])
+    assert "precision: computed over 3 of 4 images" in caplog.text
+
+
+def test_mean_batch_reduction_nan_only_for_the_channel_without_annotation():
+    g = torch.Generator().manual_seed(4)
+    s = torch.rand(3, 2, 4, 4, generator=g)
+    m = torch.zeros(3, 2, 4, 4)
+    m[:, 0, 1:3, 1:3] = 1.0  # channel 1 never annotated
+    engine = Engine(lambda e, b: {"saliency": b[0], "mask": b[1]})
+    SaliencyCoverageHandler(reduction="mean_batch").attach(engine, "coverage")
+    engine.run([(s, m)], max_epochs=1)
+    value = engine.state.metrics["coverage"]
+    assert value[0] == pytest.approx(compute_saliency_coverage(s, m)[:, 0].mean().item()) and math.isnan(value[1])

@@ -169,3 +169,96 @@ def test_missing_mask_key_is_a_clear_error():
     with pytest.raises(KeyError, match="mask key 'mask' not in the batch"):
         _train_one_step(net, batch, handler)
     assert not net.class_layers.relu._forward_hooks, "hooks must be removed after an exception"
+
+
+# -- non-finite settings and inputs are refused before any optimizer step ----------------------------------------------
+def _meta_batch(bad_row: int | None = 1, value: float = float("nan")) -> dict:
+    from monai.data import MetaTensor
+
+    batch = _batch()
+    image = batch["image"].clone()
+    if bad_row is not None:
+        image[bad_row, 0, 3, 5] = value
+    files = [f"/data/img{i}.dcm" for i in range(image.shape[0])]
+    batch["image"] = MetaTensor(image, meta={"filename_or_obj": files})
+    batch["id"] = [f"img{i}" for i in range(image.shape[0])]
+    return batch
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda p: torch.optim.SGD(p, lr=float("nan")),  # SGD accepts a NaN learning rate
+        lambda p: torch.optim.Adam(p, lr=float("inf")),  # every optimizer accepts an infinite one
+    ],
+)
+def test_non_finite_learning_rate_is_refused_at_attach(make_optimizer):
+    net = _net()
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=[_batch()],
+        network=net,
+        optimizer=make_optimizer(net.parameters()),
+        loss_function=torch.nn.CrossEntropyLoss(),
+    )
+    handler = ExplanationLossHandler(CAM(net), ExplanationLoss("energy"), lambda_=1.0)
+    match = r"learning rate \(optimizer param_groups\[0\]\['lr'\], bundle key 'learning_rate'\)"
+    with pytest.raises(ValueError, match=match):
+        handler.attach(trainer)
+
+
+def test_learning_rate_changed_after_attach_is_refused_when_the_run_starts():
+    net = _net()
+    before = copy.deepcopy(net.state_dict())
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=[_batch()],
+        network=net,
+        optimizer=optimizer,
+        loss_function=torch.nn.CrossEntropyLoss(),
+        train_handlers=[ExplanationLossHandler(CAM(net), ExplanationLoss("energy"), lambda_=1.0)],
+    )
+    optimizer.param_groups[0]["lr"] = float("inf")
+    with pytest.raises(ValueError, match=r"must be a finite number >= 0, got inf"):
+        trainer.run()
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items()), "no optimizer step ran"
+
+
+@pytest.mark.parametrize("check_finite", [None, False])
+@pytest.mark.parametrize("lam", [1.0, LinearWarmupLambda(end=1.0, warmup=2)])  # lambda 0 at the first step
+def test_nan_image_is_refused_before_the_optimizer_step_naming_id_and_file(check_finite, lam):
+    """Before: one optimizer step on a NaN loss, then "CAM needs a global-average-pool + linear head"."""
+    net = _net()
+    before = copy.deepcopy(net.state_dict())
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=[_meta_batch(bad_row=1)],
+        network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+        loss_function=torch.nn.CrossEntropyLoss(),
+        train_handlers=[ExplanationLossHandler(CAM(net), ExplanationLoss("energy"), lam, check_finite=check_finite)],
+    )
+    if check_finite is False and not isinstance(lam, float):
+        # no check and no saliency at lambda 0: nothing can see the NaN before the step; documented
+        trainer.run()
+        return
+    match = r"task loss is nan .* refusing the backward pass .* ids \['img1'\], files \['/data/img1.dcm'\]"
+    with pytest.raises(ValueError, match=match):
+        trainer.run()
+    # parameters untouched (the forward itself already moved the BatchNorm running statistics)
+    assert all(torch.equal(p, before[k]) for k, p in net.named_parameters()), "no optimizer step ran"
+    assert not net.class_layers.relu._forward_hooks
+
+
+def test_too_small_images_name_the_size_and_the_smallest_accepted():
+    """Before: `Given input size: (..x1x1). Calculated output size: (..x0x0). Output size is too small`."""
+    net = _net()
+    batch = {"image": torch.rand(4, 1, 2, 2, generator=torch.Generator().manual_seed(0)),
+             "label": torch.tensor([1, 0, 1, 1]), "mask": torch.ones(4, 1, 2, 2)}
+    handler = ExplanationLossHandler(CAM(net), ExplanationLoss("energy"), lambda_=1.0)
+    with pytest.raises(ValueError, match=r"'image_size'\) \[2, 2\] is too small .* smallest input it accepts is \d+"):
+        _train_one_step(net, batch, handler)

@@ -72,3 +72,49 @@ def test_get_lambda_schedule_callable_passthrough():
 def test_bad_schedules(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: get_lambda_schedule(float("nan")), r"lambda value must be a finite number, got nan"),
+        (lambda: get_lambda_schedule(float("inf")), r"lambda value must be a finite number, got inf"),
+        (lambda: get_lambda_schedule("nan"), r"from 'nan': lambda value must be a finite number"),
+        (lambda: get_lambda_schedule(True), r"from the bool True"),
+        (
+            lambda: get_lambda_schedule({"name": "linear_warmup", "end": float("nan"), "warmup": 1}),
+            r"'linear_warmup': lambda end must be a finite number, got nan",
+        ),
+        (
+            lambda: get_lambda_schedule({"name": "linear_warmup", "end": 1.0, "warmup": "two"}),
+            r"'linear_warmup': warmup must be a number, got 'two'",
+        ),
+        (
+            lambda: get_lambda_schedule({"name": "step", "milestones": [1], "values": [0.0, float("inf")]}),
+            r"'step': lambda values\[1\] must be a finite number, got inf",
+        ),
+        (lambda: get_lambda_schedule({"name": "step", "milestones": "12", "values": "012"}), r"must be sequences"),
+        (
+            lambda: get_lambda_schedule({"name": "linear_warmup", "ends": 1.0, "warmup": 1}),
+            r"'linear_warmup'.*unexpected keyword argument 'ends'",
+        ),
+        (lambda: ConstantLambda("-0.5"), r"lambda value must be non-negative, got '-0.5'"),
+    ],
+)
+def test_non_finite_or_non_numeric_lambda_is_refused_naming_the_argument(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("0.3", 0.3),  # e.g. `--lambda 0.3` reaching a schedule as text
+        (" 2 ", 2.0),
+        ({"name": "linear_warmup", "end": "0.8", "warmup": "2"}, 0.4),  # half-way through the warm-up
+        ({"name": "step", "milestones": ["1"], "values": ["0", "0.6"]}, 0.6),
+    ],
+)
+def test_numeric_strings_are_read_as_numbers(spec, expected):
+    """Before, a string lambda failed with `TypeError: '<' not supported between 'str' and 'float'`."""
+    assert get_lambda_schedule(spec)(_engine(2, 11)) == pytest.approx(expected)

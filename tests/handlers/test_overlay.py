@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -33,14 +35,18 @@ def test_overlay_handler_draws_each_epoch_without_touching_mode_or_hooks(tmp_pat
     net = DenseNet(2, 1, 1, init_features=8, growth_rate=4, block_config=(2, 2)).train()
     g = torch.Generator().manual_seed(0)
     items = [
-        {"image": torch.rand(1, 32, 32, generator=g), "label": torch.tensor([float(i % 2)]), "mask": torch.zeros(1, 32, 32)}
+        {
+            "image": torch.rand(1, 32, 32, generator=g),
+            "label": torch.tensor([float(i % 2)]),
+            "mask": torch.zeros(1, 32, 32),
+        }
         for i in range(3)
     ]
     items[1]["mask"][0, 4:12, 8:16] = 1.0
     handler = SaliencyOverlayHandler(CAM(net), items, tmp_path, network=net)
 
     class _Engine:
-        class state:  # noqa: N801
+        class state:
             epoch = 3
 
     handler(_Engine())
@@ -49,3 +55,78 @@ def test_overlay_handler_draws_each_epoch_without_touching_mode_or_hooks(tmp_pat
     assert net.training, "the network's mode is restored"
     assert not net.class_layers.relu._forward_hooks, "no hooks left behind"
     assert all(p.grad is None for p in net.parameters()), "no parameter gradient written"
+
+
+def test_overlay_figure_reads_on_a_fixed_scale(tmp_path):
+    """Colour bar on the fixed density scale, legend, title, label + probability per panel, positives and
+    negatives in separate rows; the same map drawn twice at 10x intensity looks identical (no per-panel scaling
+    is needed because density is scale free), and a map twice as concentrated is brighter."""
+    import matplotlib.image as mpimg
+
+    from monai_explain.handlers.overlay import DENSITY_VMAX, saliency_density
+
+    rng = np.random.default_rng(0)
+    images = rng.random((4, 1, 32, 32), dtype=np.float32)
+    saliency = rng.random((4, 1, 32, 32), dtype=np.float32) * 0.1
+    saliency[:, 0, 8:16, 8:16] += 1.0
+    saliency[3] = 0.0  # an all-zero map is said so
+    masks = np.zeros((4, 1, 32, 32), np.float32)
+    masks[:2, 0, 8:16, 8:16] = 1.0
+    path = save_overlay_grid(
+        images, saliency, masks, tmp_path / "grid.png", labels=[1, 1, 0, 0], probabilities=[0.9, 0.6, 0.3, 0.1],
+        title="epoch 2 | CAM saliency | design energy, lambda 3 | class Nodule", class_name="Nodule",
+    )  # fmt: skip
+    png = mpimg.imread(str(path))
+    assert png.shape[0] > 300 and png.shape[1] > 300
+    assert saliency_density(saliency[0, 0]).mean() == pytest.approx(1.0)
+    assert saliency_density(saliency[0, 0] * 10) == pytest.approx(saliency_density(saliency[0, 0]))
+    assert saliency_density(saliency[3, 0]) is None and DENSITY_VMAX == 10.0
+    with pytest.raises(ValueError, match="labels has 3 entries for 4 images"):
+        save_overlay_grid(images, saliency, masks, tmp_path / "x.png", labels=[1, 0, 0])
+
+
+def test_overlay_handler_texts_and_mlflow_upload(tmp_path, monkeypatch):
+    """The handler passes label, probability, class and title to the figure and logs each PNG to the run."""
+    from monai_explain.handlers import overlay
+
+    net = DenseNet(2, 1, 1, init_features=8, growth_rate=4, block_config=(2, 2))
+    g = torch.Generator().manual_seed(1)
+    items = [
+        {
+            "image": torch.rand(1, 32, 32, generator=g),
+            "label": torch.tensor([float(i < 2)]),
+            "mask": torch.zeros(1, 32, 32),
+        }
+        for i in range(4)
+    ]
+    seen = {}
+    real = overlay.save_overlay_grid
+    monkeypatch.setattr(overlay, "save_overlay_grid", lambda *a, **k: (seen.update(k), real(*a, **k))[1])
+
+    class _Run:
+        class info:
+            run_id = "abc"
+
+    class _Client:
+        logged: ClassVar[list] = []
+
+        def log_artifact(self, run_id, path, artifact_path=None):
+            self.logged.append((run_id, path, artifact_path))
+
+    class _Tracking:
+        disabled, cur_run, client = False, _Run(), _Client()
+
+    handler = SaliencyOverlayHandler(
+        CAM(net), items, tmp_path, network=net, title="design energy, lambda 3.0", class_names=["Nodule/Mass"],
+        mlflow_handler=_Tracking(),
+    )  # fmt: skip
+
+    class _Engine:
+        class state:
+            epoch = 2
+
+    handler(_Engine())
+    assert seen["labels"] == [1.0, 1.0, 0.0, 0.0]
+    assert all(0.0 < p < 1.0 for p in seen["probabilities"])
+    assert seen["title"] == "epoch 2 | CAM saliency | design energy, lambda 3.0 | class Nodule/Mass"
+    assert _Client.logged == [("abc", str(tmp_path / "overlay_epoch_002.png"), "overlays")]

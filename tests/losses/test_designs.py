@@ -152,3 +152,89 @@ def test_gradcheck_soft_mask_margin(design):
     assert torch.autograd.gradcheck(
         lambda s: explanation_loss(s, mask, design=design, margin=1e-3, reduction="sum"), (saliency,)
     )
+
+
+# -- range: no intermediate overflow for finite maps near float32's maximum ------------------------------------------
+_HUGE = 3e38
+
+
+def _huge_case(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    unit = 0.25 + 0.75 * torch.rand(2, 1, 6, 5, generator=g)  # (0.25, 1]: every pixel contributes
+    mask = torch.zeros(2, 1, 6, 5)
+    mask[0, :, 1:4, 1:3] = 1.0
+    mask[1, :, 3:6, 2:5] = 1.0
+    return unit * _HUGE, mask
+
+
+_BOUNDED = [
+    (design, normalize)
+    for design in ("energy", "dice", "kl", "l1", "mse", "bce")
+    for normalize in ("auto", "none", "minmax", "sum")
+    # unnormalised l1 / mse of a 3e38 map are themselves ~1e38 / ~1e77, not bounded: see the next test
+    if not (normalize == "none" and design in ("l1", "mse"))
+]
+
+
+@pytest.mark.parametrize("design, normalize", _BOUNDED)
+def test_bounded_designs_are_finite_and_exact_on_a_map_of_3e38(design, normalize):
+    """Before: energy gave NaN (inf / inf) on a finite map of 3e38, kl a wrong finite value (its sum overflowed)."""
+    s32, mask = _huge_case()
+    s = s32.clone().requires_grad_(True)
+    loss = explanation_loss(s, mask, design=design, normalize=normalize)
+    ref = explanation_loss(s32.double(), mask.double(), design=design, normalize=normalize)
+    assert torch.isfinite(loss)
+    if design != "bce":  # bce clamps p at the dtype's own epsilon: float32 and float64 values differ by design
+        assert loss.item() == pytest.approx(ref.item(), rel=1e-4)
+    (grad,) = torch.autograd.grad(loss, s)
+    assert torch.isfinite(grad).all()
+
+
+def test_outside_and_unnormalised_l1_mse_stay_finite_whenever_the_exact_value_fits():
+    """Squares of 1e19..2e19 overflow float32 once summed (before: outside gave inf), yet their mean (~2e38) fits."""
+    g = torch.Generator().manual_seed(1)
+    s = (1.0 + torch.rand(1, 1, 8, 8, generator=g)) * 1e19
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[0, 0, :2, :2] = 1.0
+    for design in ("outside", "mse"):
+        loss = explanation_loss(s, mask, design=design, normalize="none")
+        ref = explanation_loss(s.double(), mask.double(), design=design, normalize="none")
+        assert torch.isfinite(loss) and loss.item() == pytest.approx(ref.item(), rel=1e-5), design
+    # l1 of a 3e38 map: the per-sample sum overflows, the per-sample mean (the design term) does not
+    s, mask = _huge_case()
+    terms = compute_design_terms(s, mask, "l1")
+    assert torch.isfinite(terms).all()
+    torch.testing.assert_close(terms.double(), compute_design_terms(s.double(), mask.double(), "l1"), rtol=1e-5, atol=0)
+    # the mean square of a 3e38 map (~1e77) cannot be a float32: inf, documented (normalise such maps)
+    assert torch.isinf(explanation_loss(s, mask, design="outside"))
+
+
+@pytest.mark.parametrize("design", list(ExplanationLossDesign))
+def test_range_scaling_keeps_ordinary_values_and_gradients(design):
+    """The scaled computation equals the float64 evaluation of the formulas on an ordinary map."""
+    g = torch.Generator().manual_seed(2)
+    s = torch.rand(3, 2, 7, 6, generator=g, dtype=torch.float64) + 0.05
+    mask = (torch.rand(3, 2, 7, 6, generator=g, dtype=torch.float64) > 0.6).double()
+    x = s.clone().requires_grad_(True)
+    terms = compute_design_terms(x, mask, design)
+    (grad,) = torch.autograd.grad(terms.sum(), x)
+    d = ExplanationLossDesign(design)
+    flat_s, flat_m = s.flatten(2), mask.flatten(2)
+    expected = {
+        ExplanationLossDesign.ENERGY: 1 - (flat_s * flat_m).sum(-1) / flat_s.sum(-1),
+        ExplanationLossDesign.OUTSIDE: (((1 - flat_m) * flat_s) ** 2).mean(-1),
+        ExplanationLossDesign.L1: (flat_s - flat_m).abs().mean(-1),
+        ExplanationLossDesign.MSE: ((flat_s - flat_m) ** 2).mean(-1),
+        ExplanationLossDesign.DICE: 1 - 2 * (flat_s * flat_m).sum(-1) / (flat_s.sum(-1) + flat_m.sum(-1)),
+    }
+    if d in expected:
+        torch.testing.assert_close(terms, expected[d])
+    y = s.clone().requires_grad_(True)
+    plain = {
+        ExplanationLossDesign.ENERGY: lambda v: 1 - (v * mask).flatten(2).sum(-1) / v.flatten(2).sum(-1),
+        ExplanationLossDesign.OUTSIDE: lambda v: (((1 - mask) * v) ** 2).flatten(2).mean(-1),
+        ExplanationLossDesign.MSE: lambda v: ((v - mask) ** 2).flatten(2).mean(-1),
+    }
+    if d in plain:
+        (ref_grad,) = torch.autograd.grad(plain[d](y).sum(), y)
+        torch.testing.assert_close(grad, ref_grad)

@@ -56,11 +56,12 @@ def iou(region: np.ndarray, s: np.ndarray) -> float:
 
 
 def otsu_region(a: np.ndarray, num_bins: int = 256) -> np.ndarray:
-    """Brute-force Otsu: min-max normalise (float32), quantise, try every split, keep the first best."""
+    """Brute-force Otsu: min-max normalise (float32), quantise as an 8-bit image (``uint8(255 x)`` for 256 levels),
+    try every split, keep the first best."""
     x = a.astype(np.float32)
     lo, hi = x.min(), x.max()
     xn = (x - lo) / np.float32(max(hi - lo, np.float32(1e-8)))
-    bins = np.clip((xn * np.float32(num_bins)).astype(np.int64), 0, num_bins - 1)
+    bins = np.clip((xn * np.float32(num_bins - 1)).astype(np.int64), 0, num_bins - 1)
     levels = bins.ravel().astype(np.float64)
     best, best_t = -1.0, None
     for t in range(num_bins - 1):

@@ -96,8 +96,8 @@ def test_otsu_matches_brute_force_numpy(seed, shape):
 def test_otsu_threshold_values():
     two_level = torch.tensor([[[[0.0, 1.0], [1.0, 0.0]]]])
     # every split between the two occupied bins is equally good: the first (after bin 0) is kept
-    assert otsu_threshold(two_level).tolist() == [[1 / 256]]
-    assert otsu_threshold(torch.full((1, 1, 3, 3), 2.0)).tolist() == [[1.0]]
+    assert otsu_threshold(two_level).tolist() == [[1 / 255]]  # levels 0 and 255 of the 8-bit image
+    assert otsu_threshold(torch.full((1, 1, 3, 3), 2.0)).tolist() == [[256 / 255]]  # above 1: nothing selected
     hist = torch.tensor([[0, 5, 0, 0, 5, 0], [0, 0, 7, 0, 0, 0]])
     assert otsu_bin_index(hist).tolist() == [1, 5]
 

@@ -105,3 +105,49 @@ def test_safe_ratio():
     out = safe_ratio(num, den, empty)
     assert out.dtype == torch.float32
     assert out[:2].tolist() == [0.5, 0.0] and torch.isnan(out[2])
+
+
+# ---------------------------------------------------------------------------------- cheap checks, fast reductions
+def test_all_finite_uses_the_exact_test_only_when_the_sum_is_not_finite():
+    from monai_explain.metrics.utils import all_finite
+
+    big = torch.full((2, 1, 4, 4), 3e38)  # finite, but its float32 sum overflows
+    assert all_finite(big)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+        x[1, 0, 2, 3] = bad
+        assert not all_finite(x)
+    assert all_finite(torch.arange(5))  # integers are finite
+
+
+def test_mass_precision_of_huge_finite_maps_is_exact():
+    """float32 sums overflow here; the rows are summed again in float64."""
+    from monai_explain.metrics import compute_saliency_precision
+
+    s = torch.full((2, 1, 8, 8), 3e38)
+    s[1] = 1.0
+    m = torch.zeros(2, 1, 8, 8)
+    m[:, :, :4] = 1.0
+    torch.testing.assert_close(compute_saliency_precision(s, m, mode="mass"), torch.full((2, 1), 0.5))
+
+
+def test_mask_with_nan_still_raises_and_with_infinities_does_not():
+    from monai_explain.metrics import compute_saliency_coverage
+
+    s = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    m = torch.zeros(1, 1, 4, 4)
+    m[0, 0, 0, 0] = float("inf")
+    m[0, 0, 1, 1] = -float("inf")  # the sum is NaN, the exact test finds no NaN
+    assert compute_saliency_coverage(s, m).shape == (1, 1)
+    m[0, 0, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        compute_saliency_coverage(s, m)
+
+
+def test_kth_largest_per_row_k_matches_sort():
+    from monai_explain.metrics.binarize import kth_largest
+
+    rows = torch.rand(7, 50, generator=torch.Generator().manual_seed(2))
+    k = torch.tensor([1, 50, 3, 3, 17, 9, 25])
+    expected = torch.sort(rows, dim=1, descending=True).values.gather(1, (k - 1)[:, None])[:, 0]
+    assert torch.equal(kth_largest(rows, k), expected)

@@ -118,7 +118,8 @@ def test_persistent_registration_and_release():
     net = small_densenet(2).train()
     gc = GradCAM(net, "features.denseblock2").register()
     handles = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in net.modules())
-    assert gc.register() is gc and handles == 3  # root pre-hook, layer hook, classifier pre-hook
+    # root pre-hook, root hook (the recorded logits, for the stale-forward check), layer hook, classifier pre-hook
+    assert gc.register() is gc and handles == 4
     for _ in range(2):
         logits = net(torch.randn(2, 1, 32, 32))
         assert gc._activation is not None
@@ -144,14 +145,26 @@ def test_gradient_method_under_no_grad_forward_is_refused():
             gc.compute(logits, 0)
 
 
-def test_logits_of_another_forward_are_refused():
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda net: GradCAM(net, "features.denseblock2", fast_path=False),
+        lambda net: CAM(net),  # no autograd involved: CAM used to map the latest forward silently
+        lambda net: CAM(net, "class_layers.relu"),
+    ],
+)
+def test_logits_of_another_forward_are_refused(build):
+    torch.manual_seed(0)
     net = small_densenet(2).eval()
-    gc = GradCAM(net, "features.denseblock2", fast_path=False)
-    with gc.recording():
+    method = build(net)
+    with method.recording():
         old = net(torch.randn(2, 1, 32, 32))
         net(torch.randn(2, 1, 32, 32))
-        with pytest.raises(RuntimeError, match="do not depend on the output of 'features.denseblock2'"):
-            gc.compute(old, 0)
+        with pytest.raises(RuntimeError, match="not the output of the forward recorded last"):
+            method.compute(old, 0)
+        # the logits of the recorded forward, also as a copy, are accepted
+        new = net(torch.randn(2, 1, 32, 32))
+        assert method.compute(new.clone(), 0).shape == (2, 1, 32, 32)
 
 
 def test_metatensor_input_gives_plain_tensor_on_the_input_grid():

@@ -17,6 +17,7 @@ from monai_explain.transforms import (
     BoxesToMaskDict,
     InvalidPolicy,
     SpatialLayout,
+    annotation_stats,
     swap_xy,
 )
 
@@ -96,7 +97,8 @@ def test_output_follows_reference_type_and_meta():
     out_np = BoxesToMask()(BOXES, image=np.random.rand(1, 4, 3))
     assert isinstance(out_np, np.ndarray) and out_np.dtype == np.float32
     out_t = BoxesToMask()(BOXES, image=torch.rand(1, 4, 3, dtype=torch.float64))
-    assert type(out_t) is torch.Tensor and out_t.dtype == torch.float32
+    # a plain tensor goes through MONAI's convert_to_tensor(track_meta=True): a MetaTensor carrying the statistics
+    assert isinstance(out_t, MetaTensor) and out_t.dtype == torch.float32 and annotation_stats(out_t)["kept"] == 3
     out_s = BoxesToMask()(BOXES, spatial_size=(4, 3))
     assert tuple(out_s.shape) == (1, 4, 3) and float(out_s.sum()) == 9.0
 
@@ -169,8 +171,8 @@ def test_bad_reference():
         BoxesToMask()(BOXES, spatial_size=(4,))
 
 
-def test_base_class_needs_prepare():
-    with pytest.raises(NotImplementedError, match="_prepare"):
+def test_base_class_needs_rasterize():
+    with pytest.raises(NotImplementedError, match="_rasterize"):
         AnnotationToMask()([1], spatial_size=(2, 2))
 
 
@@ -215,7 +217,9 @@ def test_dict_errors_name_the_key():
         BoxesToMaskd(num_classes=2)({"image": _ref(), "boxes": BOXES})
     # no 'box_readers' in the record: one reader (RSNA, NIH, ...), the fused mask is the plain one
     fused = BoxesToMaskd(fusion="mean")({"image": _ref(), "boxes": BOXES})["mask"]
-    assert torch.equal(torch.as_tensor(fused), torch.as_tensor(BoxesToMaskd()({"image": _ref(), "boxes": BOXES})["mask"]))
+    assert torch.equal(
+        torch.as_tensor(fused), torch.as_tensor(BoxesToMaskd()({"image": _ref(), "boxes": BOXES})["mask"])
+    )
     with pytest.raises(KeyError, match="reference image key 'img'"):
         BoxesToMaskd(ref_key="img")({"image": _ref(), "boxes": BOXES})
     with pytest.raises(KeyError, match="boxes"):
@@ -226,8 +230,9 @@ def test_dict_allow_missing_keys_and_counts(caplog):
     t = BoxesToMaskd(allow_missing_keys=True, invalid="drop")
     assert "mask" not in t({"image": _ref()})
     with caplog.at_level(logging.INFO, logger="monai_explain.transforms.annotation_mask"):
-        t({"image": _ref(), "boxes": [[-1, 0, 2, 2], [np.nan, 0, 1, 1]]})
-    assert t.counts["clipped"] == 1 and t.counts["dropped"] == 1 and t.counts["annotations"] == 2
+        out = t({"image": _ref(), "boxes": [[-1, 0, 2, 2], [np.nan, 0, 1, 1]]})
+    stats = annotation_stats(out["mask"])
+    assert stats["clipped"] == 1 and stats["dropped"] == 1 and stats["annotations"] == 2 and stats["kept"] == 1
     assert "1 of 2 boxes clipped" in caplog.text and "dropped box 1 has a NaN" in caplog.text
 
 
@@ -236,5 +241,6 @@ def test_fusion_without_reader_ids_is_one_reader(fusion):
     """Datasets without reader ids (RSNA, NIH, MS-CXR) work with a fusion option: one reader, mask unchanged."""
     plain = BoxesToMask()(BOXES, image=_ref())
     fused = BoxesToMask(fusion=fusion)
-    assert torch.equal(torch.as_tensor(fused(BOXES, image=_ref())), torch.as_tensor(plain))
-    assert fused.counts["single_reader"] == 1
+    out = fused(BOXES, image=_ref())
+    assert torch.equal(torch.as_tensor(out), torch.as_tensor(plain))
+    assert annotation_stats(out)["single_reader"] == 1 and annotation_stats(plain)["single_reader"] == 0

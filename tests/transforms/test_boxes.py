@@ -14,7 +14,7 @@ from monai.data import MetaTensor
 from monai.transforms import LoadImaged
 from PIL import Image
 
-from monai_explain.transforms import BoxesToMask, BoxesToMaskd, round_boxes
+from monai_explain.transforms import BoxesToMask, BoxesToMaskd, annotation_stats, round_boxes
 
 # ----------------------------------------------------------------------------- box modes, 2D and 3D
 # 2D image (x=6, y=5); the box covers x in [1, 4), y in [2, 4): pixels x=1..3, y=2..3
@@ -195,7 +195,8 @@ def test_invalid_boxes_dropped_counted_and_logged(caplog):
     expected[1:3, 1:3] = 1
     expected[0:2, 4:6] = 1  # the last box, clipped
     np.testing.assert_array_equal(out[0].numpy(), expected)
-    assert t.counts["dropped"] == 4 and t.counts["clipped"] == 1 and t.counts["annotations"] == 6
+    stats = annotation_stats(out)
+    assert stats["dropped"] == 4 and stats["clipped"] == 1 and stats["annotations"] == 6 and stats["kept"] == 2
     for index in (1, 2, 3, 4):
         assert f"dropped box {index} " in caplog.text
     assert "1 of 6 boxes clipped" in caplog.text
@@ -208,7 +209,7 @@ def test_clipped_boxes_are_counted(caplog):
     expected = np.zeros((4, 4), np.float32)
     expected[0:3, 1:3] = 1
     np.testing.assert_array_equal(out[0].numpy(), expected)
-    assert t.counts["clipped"] == 1 and "1 of 2 boxes clipped to the image of size (4, 4)" in caplog.text
+    assert annotation_stats(out)["clipped"] == 1 and "1 of 2 boxes clipped to the image of size (4, 4)" in caplog.text
 
 
 def test_torch_boxes_and_many_boxes_chunked():
@@ -256,13 +257,14 @@ def _check_single_box(box, size, invalid):
         with pytest.raises(ValueError, match=r"^box 0 (has a NaN|is inverted|is degenerate|lies entirely|covers no)"):
             t([box], spatial_size=size)
         return
-    out = t([box], spatial_size=size)[0].numpy()
+    mask = t([box], spatial_size=size)
+    out = mask[0].numpy()
     expected = np.zeros(size, np.float32)
     if region is not None:
         expected[region] = 1
     np.testing.assert_array_equal(out, expected)
     assert out.sum() == (0 if region is None else math.prod(s.stop - s.start for s in region))
-    assert t.counts["dropped"] == (1 if region is None else 0)
+    assert annotation_stats(mask)["dropped"] == (1 if region is None else 0)
 
 
 @settings(max_examples=200, deadline=None)
@@ -281,7 +283,8 @@ def test_property_single_box_3d(box, invalid):
 @given(boxes=st.lists(st.lists(coordinate, min_size=4, max_size=4), min_size=0, max_size=5))
 def test_property_union_of_boxes_with_drop(boxes):
     t = BoxesToMask(invalid="drop", per_instance=False)
-    out = t(np.array(boxes, dtype=np.float64).reshape(-1, 4), spatial_size=SIZE_2D)[0].numpy()
+    mask = t(np.array(boxes, dtype=np.float64).reshape(-1, 4), spatial_size=SIZE_2D)
+    out = mask[0].numpy()
     expected = np.zeros(SIZE_2D, np.float32)
     n_invalid = 0
     for box in boxes:
@@ -291,4 +294,4 @@ def test_property_union_of_boxes_with_drop(boxes):
         else:
             expected[region] = 1
     np.testing.assert_array_equal(out, expected)
-    assert t.counts["dropped"] == n_invalid
+    assert annotation_stats(mask)["dropped"] == n_invalid

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["annotation_mask", "boxes", "ellipses", "fusion", "points", "polygons", "rle"]
+MODULES = ["annotation_mask", "boxes", "ellipses", "functional", "geometry", "points", "polygons", "rle", "rle_codec"]
 
 
 @pytest.mark.parametrize("name", MODULES)

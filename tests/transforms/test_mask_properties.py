@@ -36,6 +36,7 @@ from monai_explain.transforms import (
     PointsToMask,
     PolygonsToMask,
     RLEToMask,
+    annotation_stats,
     encode_coco_rle,
     encode_siim_rle,
 )
@@ -112,17 +113,18 @@ def _run(transform, annotations, image, spatial_size, n_items: int, invalid: str
         return None
     size = tuple(image.shape[1:]) if image is not None else tuple(spatial_size)
     if image is None:
-        assert type(out) is torch.Tensor
+        assert isinstance(out, MetaTensor)  # carries the annotation statistics in its meta
     elif isinstance(image, np.ndarray):
         assert isinstance(out, np.ndarray)
     else:
-        assert isinstance(out, torch.Tensor) and isinstance(out, MetaTensor) == isinstance(image, MetaTensor)
+        assert isinstance(out, MetaTensor)  # a plain tensor reference too (MONAI's convert_to_tensor with meta)
         if isinstance(image, MetaTensor):
             assert torch.equal(out.affine, image.affine)
     arr = np.asarray(out.detach().cpu() if isinstance(out, torch.Tensor) else out)
     assert arr.dtype == np.float32 and arr.shape[1:] == size and arr.shape[0] >= 1
     assert np.isin(arr, (0.0, 1.0)).all()
-    assert transform.counts["dropped"] <= n_items
+    stats = annotation_stats(out)
+    assert not stats or stats["dropped"] <= n_items
     if image is not None and (image.dtype in (np.float32, torch.float32)):  # NaN / Inf pixels
         again = copy.deepcopy(transform)(annotations, image=_clean(image), **kwargs)  # own counts
         np.testing.assert_array_equal(np.asarray(again.cpu() if isinstance(again, torch.Tensor) else again), arr)
@@ -221,7 +223,8 @@ def test_ellipses(case):
             kept += 1
             expected |= inside
     np.testing.assert_array_equal(out[0].astype(bool), expected)
-    assert t.counts["dropped"] == len(case["boxes"]) - kept
+    stats = annotation_stats(t(case["boxes"], spatial_size=spatial))  # same boxes, a MetaTensor with the stats
+    assert stats["dropped"] == len(case["boxes"]) - kept and stats["kept"] == kept
 
 
 # -------------------------------------------------------------------------------------------------- points

@@ -13,7 +13,15 @@ from .mscxr import MS_CXR_CLASSES, MSCXRAdapter
 from .nih import NIH_CHESTXRAY14_BOX_CLASSES, NIHChestXray14Adapter
 from .rsna import RSNA_PNEUMONIA_CLASSES, RSNAPneumoniaAdapter
 from .siim import SIIM_PNEUMOTHORAX_CLASSES, SIIMPneumothoraxAdapter
-from .vindr import VINDR_CXR_CLASSES, VINDR_NO_FINDING_ID, LabelRule, VinDrCXRAdapter
+from .vindr import (
+    VINDR_CXR_CLASSES,
+    VINDR_CXR_GLOBAL_LABELS,
+    VINDR_CXR_LOCAL_LABELS,
+    VINDR_NO_FINDING_ID,
+    LabelRule,
+    UnknownClassPolicy,
+    VinDrCXRAdapter,
+)
 
 __all__ = [
     "ADAPTERS",
@@ -24,6 +32,8 @@ __all__ = [
     "RSNA_PNEUMONIA_CLASSES",
     "SIIM_PNEUMOTHORAX_CLASSES",
     "VINDR_CXR_CLASSES",
+    "VINDR_CXR_GLOBAL_LABELS",
+    "VINDR_CXR_LOCAL_LABELS",
     "VINDR_NO_FINDING_ID",
     "AnnotationFormatError",
     "CSVAnnotationReader",
@@ -43,6 +53,7 @@ __all__ = [
     "PathEscapeError",
     "RSNAPneumoniaAdapter",
     "SIIMPneumothoraxAdapter",
+    "UnknownClassPolicy",
     "VinDrCXRAdapter",
     "WorldSpace",
     "check_relative_path",

@@ -14,7 +14,8 @@ in the order in which the images first appear in the file. Common keys:
 Conventions (see :mod:`monai_explain.data.adapters.errors` for how rows are numbered):
 
 - paths read from an annotation file must stay inside ``dataset_dir``: absolute paths and ``..`` components raise
-  :class:`PathEscapeError` unless ``allow_outside=True``;
+  :class:`PathEscapeError` unless ``allow_outside=True``; so does an image whose path, with symbolic links
+  resolved, leaves ``dataset_dir`` and the image folder (a link planted in the image folder);
 - ``check_files=True`` checks that every image exists; a missing one raises :class:`MissingImageError` naming
   the annotation file, the first row of that image and the path (``on_missing="error"``), or is skipped, counted
   and logged (``on_missing="skip"``);
@@ -36,7 +37,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from monai.data.box_utils import CenterSizeMode, CornerSizeMode, convert_box_mode, get_boxmode
-from monai.utils import StrEnum
+from monai.utils import StrEnum, look_up_option
 
 from .csv_rows import CSVAnnotationReader, CSVRow, DuplicatePolicy
 from .errors import AnnotationFormatError, MissingImageError, PathEscapeError
@@ -204,9 +205,9 @@ class DatasetAdapter:
         self.image_dir = os.fspath(self.default_image_dir if image_dir is None else image_dir)
         self.image_ext = self.default_image_ext if image_ext is None else image_ext
         self.check_files = bool(check_files)
-        self.on_missing = MissingFilePolicy(on_missing)
+        self.on_missing = look_up_option(on_missing, MissingFilePolicy)
         self.allow_outside = bool(allow_outside)
-        self.duplicates = DuplicatePolicy(duplicates)
+        self.duplicates = look_up_option(duplicates, DuplicatePolicy)
         self.recursive = bool(recursive)
         self.stats: dict[str, int] = {}
         self._num_rows = 0
@@ -252,8 +253,14 @@ class DatasetAdapter:
     # -- shared helpers for subclasses ---------------------------------------------------------------------------
     def _csv_reader(self, required: Sequence[str], optional: Sequence[str] = ()) -> CSVAnnotationReader:
         """The shared CSV reader over ``annotation_file`` with this adapter's duplicate policy."""
-        self._reader = CSVAnnotationReader(self.annotation_file, required, optional, duplicates=self.duplicates)
+        self._reader = CSVAnnotationReader(
+            self.annotation_file, required, optional, duplicates=self.duplicates, missing_hint=self._header_hint
+        )
         return self._reader
+
+    def _header_hint(self, header: list[str]) -> str:
+        """Extra text for a header that lacks required columns (e.g. which adapter reads that variant)."""
+        return ""
 
     @staticmethod
     def _entry(entries: dict[str, ImageEntry], image_id: str, row: CSVRow, name: str | None = None) -> ImageEntry:
@@ -262,7 +269,7 @@ class DatasetAdapter:
         if entry is None:
             if not image_id:
                 raise row.error("empty image id.")
-            entry = ImageEntry(image_id, image_id if name is None else name, row._reader.path, row.line, row.row)
+            entry = ImageEntry(image_id, image_id if name is None else name, row.path, row.line, row.row)
             entries[image_id] = entry
         return entry
 
@@ -273,8 +280,7 @@ class DatasetAdapter:
         Raises:
             AnnotationFormatError: some cells empty and others not, or a non-numeric / non-finite value.
         """
-        index = row._reader.columns
-        cells = [row.cells[index[c]] for c in columns]
+        cells = [row[c] for c in columns]
         if not any(cells):
             return None
         if not all(cells):
@@ -304,6 +310,7 @@ class DatasetAdapter:
         if not os.path.isfile(self.annotation_file):
             raise FileNotFoundError(f"{type(self).__name__}: annotation file {self.annotation_file} not found.")
         self._reader = None
+        self._resolved_dirs: dict[str | None, Any] = {}  # folder -> its real path, for the symbolic link check
         self._image_index = self._index_images() if self.recursive else None
         gc_was_enabled = gc.isenabled()
         gc.disable()  # bulk creation of small objects: avoid repeated collections that find nothing to free
@@ -410,10 +417,41 @@ class DatasetAdapter:
                 raise entry.error(reason, PathEscapeError)
             if os.path.isabs(entry.name):
                 return os.path.abspath(entry.name + self.image_ext)
+        path = None
         if index is not None:
             found = index.get(os.path.basename(entry.name) + self.image_ext)
             if found:
                 if len(found) > 1:
                     raise entry.error(f"image {entry.image_id!r} is ambiguous, found at {sorted(found)}.")
-                return os.path.abspath(found[0])
-        return os.path.abspath(os.path.join(self.dataset_dir, self.image_dir, entry.name + self.image_ext))
+                path = os.path.abspath(found[0])
+        if path is None:
+            path = os.path.abspath(os.path.join(self.dataset_dir, self.image_dir, entry.name + self.image_ext))
+        if not self.allow_outside:
+            self._check_resolved_inside(entry, path)
+        return path
+
+    def _check_resolved_inside(self, entry: ImageEntry, path: str) -> None:
+        """Raise :class:`PathEscapeError` when symbolic links take ``path`` outside the dataset folder.
+
+        The allowed roots are ``dataset_dir`` and the image folders (:meth:`_index_roots`), each with its own links
+        resolved: an image folder that is itself a link to another disk is accepted, a link inside it that points
+        elsewhere is not. Folders are resolved once (cached); each file costs one ``lstat``.
+        """
+        cache = self.__dict__.setdefault("_resolved_dirs", {})  # set by load(); also usable without it
+        roots = cache.get(None)
+        if roots is None:
+            folders = [self.dataset_dir] + [os.path.join(self.dataset_dir, r) for r in self._index_roots()]
+            roots = cache[None] = tuple(dict.fromkeys(os.path.realpath(f) for f in folders))
+        folder, name = os.path.split(path)
+        real_folder = cache.get(folder)
+        if real_folder is None:
+            real_folder = cache[folder] = os.path.realpath(folder)
+        target = os.path.join(real_folder, name)
+        if os.path.islink(target):
+            target = os.path.realpath(target)
+        if not any(target == r or target.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
+            raise entry.error(
+                f"image {entry.image_id!r} at {path} resolves (through symbolic links) to {target}, outside the "
+                f"dataset folder {self.dataset_dir} (pass allow_outside=True to accept it).",
+                PathEscapeError,
+            )

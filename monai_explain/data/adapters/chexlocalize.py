@@ -9,8 +9,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from monai.utils import StrEnum
+from monai.utils import StrEnum, look_up_option
 
+from ...transforms.rle_codec import coco_counts_from_string
 from .base import DatasetAdapter, ImageEntry, MissingFilePolicy
 from .errors import AnnotationFormatError
 
@@ -59,28 +60,8 @@ def decode_coco_rle_counts(counts: str | Sequence[int]) -> list[int]:
         >>> decode_coco_rle_counts("52203")
         [5, 2, 2, 2, 5]
     """
-    if not isinstance(counts, str):
-        runs = [int(c) for c in counts]
-    else:
-        runs = []
-        pos, n = 0, len(counts)
-        while pos < n:
-            value, shift, more = 0, 0, True
-            while more:
-                if pos >= n:
-                    raise ValueError("truncated COCO RLE string.")
-                c = ord(counts[pos]) - 48
-                if not 0 <= c < 64:
-                    raise ValueError(f"invalid character {counts[pos]!r} in a COCO RLE string.")
-                value |= (c & 0x1F) << shift
-                more = bool(c & 0x20)
-                pos += 1
-                shift += 5
-                if not more and c & 0x10:
-                    value |= -1 << shift
-            if len(runs) > 2:
-                value += runs[-2]
-            runs.append(value)
+    # one COCO codec in the package: the mask transforms' (monai_explain.transforms.rle_codec)
+    runs = [int(c) for c in counts] if not isinstance(counts, str) else coco_counts_from_string(counts)
     if any(r < 0 for r in runs):
         raise ValueError("negative run length in a COCO RLE.")
     return runs
@@ -137,7 +118,7 @@ class CheXlocalizeAdapter(DatasetAdapter):
             on_missing=on_missing,
             allow_outside=allow_outside,
         )
-        self.format = CheXlocalizeFormat(format)
+        self.format = look_up_option(format, CheXlocalizeFormat)
 
     def _no_duplicate_keys(self, pairs: list[tuple[str, Any]]) -> dict:
         """``json.load`` hook: a repeated key would silently replace the first value; raise instead."""

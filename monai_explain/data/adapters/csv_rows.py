@@ -2,9 +2,12 @@
 
 Every CSV adapter reads its file through :class:`CSVAnnotationReader`, so all of them share one behaviour:
 
-- column names are matched **exactly** as published (``" EncodedPixels"`` keeps its leading space,
-  ``"Bbox [x"`` its bracket); a missing column raises :class:`AnnotationFormatError` listing the header
-  found and, where a name only differs by spaces or case, the close match;
+- column names are matched after stripping surrounding white space, on both sides (SIIM's ``" EncodedPixels"``
+  and ``"EncodedPixels"`` are the same column, and a header written with spaces after the commas, e.g.
+  ``Image Index, Finding Label, Bbox [x, y, w, h]``, reads as the published one); otherwise exactly (case,
+  brackets: ``"Bbox [x"``). A missing column raises :class:`AnnotationFormatError` listing the header found,
+  the close matches that differ only by case, and the adapter's own hint (e.g. which adapter reads that
+  header); two columns with the same stripped name raise;
 - cell values are stripped of surrounding white space;
 - a row with fewer fields than the header (a truncated line) is an error, unless only header columns with an
   empty name are missing (NIH's trailing ``,,,``); extra fields are allowed only when they are empty;
@@ -20,9 +23,9 @@ import csv
 import logging
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from monai.utils import StrEnum
+from monai.utils import StrEnum, look_up_option
 
 from .errors import AnnotationFormatError
 
@@ -55,6 +58,11 @@ class CSVRow:
 
     __slots__ = ("_reader", "cells", "line", "row")
 
+    @property
+    def path(self) -> str:
+        """The CSV file this row comes from."""
+        return self._reader.path
+
     def __init__(self, cells: list[str], line: int, row: int, reader: CSVAnnotationReader) -> None:
         self.cells = cells
         self.line = line
@@ -63,11 +71,11 @@ class CSVRow:
 
     def __getitem__(self, column: str) -> str:
         """Return the stripped text of ``column`` (which must be one of the reader's columns)."""
-        return self.cells[self._reader.columns[column]]
+        return self.cells[self._reader.columns[column.strip()]]
 
     def get(self, column: str | None, default: str = "") -> str:
         """Return the text of ``column``, or ``default`` when the column is ``None`` or absent from the header."""
-        idx = self._reader.columns.get(column) if column is not None else None
+        idx = self._reader.columns.get(column.strip()) if column is not None else None
         return default if idx is None else self.cells[idx]
 
     def require(self, column: str) -> str:
@@ -114,9 +122,11 @@ class CSVAnnotationReader:
         duplicates: a :class:`DuplicatePolicy` for rows identical to an earlier row.
         delimiter: field separator.
         encoding: text encoding; the default ``"utf-8-sig"`` also accepts a leading byte-order mark.
+        missing_hint: called with the header (stripped names) when required columns are missing; the text it
+            returns is appended to the error (e.g. "this is the x,y,w,h variant: read it with GenericCSVAdapter").
 
     Attributes:
-        columns: header name -> field index (non-empty names only).
+        columns: stripped header name -> field index (non-empty names only).
         header: the header fields as read.
         num_rows: data rows yielded so far.
         duplicate_lines: line numbers of the dropped duplicate rows (``duplicates="drop"``).
@@ -142,11 +152,13 @@ class CSVAnnotationReader:
         duplicates: DuplicatePolicy | str = DuplicatePolicy.DROP,
         delimiter: str = ",",
         encoding: str = "utf-8-sig",
+        missing_hint: Callable[[list[str]], str] | None = None,
     ) -> None:
         self.path = os.fspath(path)
+        self.missing_hint = missing_hint
         self.required_columns = tuple(required_columns)
         self.optional_columns = tuple(optional_columns)
-        self.duplicates = DuplicatePolicy(duplicates)
+        self.duplicates = look_up_option(duplicates, DuplicatePolicy)
         self.delimiter = delimiter
         self.encoding = encoding
         self.columns: dict[str, int] = {}
@@ -157,7 +169,7 @@ class CSVAnnotationReader:
 
     def has(self, column: str | None) -> bool:
         """Whether ``column`` is in the header (known once iteration has started)."""
-        return column is not None and column in self.columns
+        return column is not None and column.strip() in self.columns
 
     def error(self, message: str, line: int | None = None, row: int | None = None) -> AnnotationFormatError:
         """Build an error located in this file."""
@@ -166,24 +178,28 @@ class CSVAnnotationReader:
     def _check_header(self, header: list[str]) -> None:
         self.header = header
         columns: dict[str, int] = {}
-        for idx, name in enumerate(header):
+        for idx, raw in enumerate(header):
+            name = raw.strip()
             if not name:
                 continue
             if name in columns:
                 raise self.error(f"column {name!r} appears twice in the header {header}.", line=1)
             columns[name] = idx
-        missing = [c for c in self.required_columns if c not in columns]
+        missing = [c for c in self.required_columns if c.strip() not in columns]
         if missing:
             hints = []
             for name in missing:
-                close = [h for h in header if h.strip().casefold() == name.strip().casefold()]
+                close = [h for h in columns if h.casefold() == name.strip().casefold()]
                 if close:
                     hints.append(f"{name!r} ~ found {close[0]!r}")
             hint = (
-                f" Close matches (names are compared exactly, pass the column name): {'; '.join(hints)}."
+                f" Close matches (names are compared case-sensitively, pass the column name): {'; '.join(hints)}."
                 if hints
                 else ""
             )
+            if self.missing_hint is not None:
+                extra = self.missing_hint([h.strip() for h in header])
+                hint += f" {extra}" if extra else ""
             raise self.error(f"missing column(s) {missing} in the header {header}.{hint}", line=1)
         self.columns = columns
 
@@ -204,7 +220,7 @@ class CSVAnnotationReader:
                 self._check_header(header)
                 width = len(header)
                 # the shortest row accepted: every field up to the last non-empty header name
-                min_width = max(i for i, h in enumerate(header) if h) + 1 if self.columns else width
+                min_width = max(i for i, h in enumerate(header) if h.strip()) + 1 if self.columns else width
                 row_no = 0
                 for fields in reader:
                     line = reader.line_num
@@ -216,7 +232,7 @@ class CSVAnnotationReader:
                     n = len(cells)
                     if n != width:
                         if n < min_width:
-                            missing = [h for h in header[n:] if h]
+                            missing = [h for h in header[n:] if h.strip()]
                             raise self.error(
                                 f"truncated row: {n} field(s) where the header has {width}; missing {missing}.",
                                 line=line,

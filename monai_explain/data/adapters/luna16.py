@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-from monai.utils import StrEnum
+from monai.utils import StrEnum, look_up_option
 
 from .base import DatasetAdapter, ImageEntry, MissingFilePolicy
 from .csv_rows import DuplicatePolicy
@@ -84,7 +84,7 @@ class LUNA16Adapter(DatasetAdapter):
             recursive=True,
         )
         self.image_dirs = dirs
-        self.space = WorldSpace(space)
+        self.space = look_up_option(space, WorldSpace)
         self.include_unannotated = include_unannotated
 
     def _index_roots(self) -> list[str]:

@@ -26,9 +26,10 @@ _BOX_COLUMNS = ("Bbox [x", "y", "w", "h]")
 class NIHChestXray14Adapter(DatasetAdapter):
     """Data list of the NIH ChestX-ray14 box subset (984 boxes on 880 images, 8 findings).
 
-    The header is read exactly as published, ``Image Index,Finding Label,Bbox [x,y,w,h],,,``: the box fills the
+    The header is read as published, ``Image Index,Finding Label,Bbox [x,y,w,h],,,``: the box fills the
     columns named ``Bbox [x``, ``y``, ``w``, ``h]`` and the three trailing unnamed columns are ignored (rows may
-    have or omit them).
+    have or omit them). Spaces around the names are ignored (``Image Index, Finding Label, Bbox [x, y, w, h]``).
+    A re-export with plain ``x,y,w,h`` columns is read by :class:`GenericCSVAdapter` (the error says how).
 
     Each record: ``image`` (``<image_dir>/<Image Index>``, the index already ends with ``.png``), ``id``,
     ``label`` (multi-hot float list over :data:`NIH_CHESTXRAY14_BOX_CLASSES`), ``boxes`` float32 ``(N, 4)``
@@ -49,6 +50,19 @@ class NIHChestXray14Adapter(DatasetAdapter):
     source_box_mode = "xywh"
     default_annotation_file = "BBox_List_2017.csv"
     default_image_dir = "images"
+
+    def _header_hint(self, header: list[str]) -> str:
+        """Point a header with plain ``x,y,w,h`` columns (a common re-export) to :class:`GenericCSVAdapter`."""
+        if {"x", "y", "w", "h"} <= set(header):
+            image = "Image Index" if "Image Index" in header else "<image column>"
+            finding = "Finding Label" if "Finding Label" in header else "<finding column>"
+            return (
+                "This header has plain x, y, w, h columns, a re-export of BBox_List_2017.csv that this adapter does "
+                "not read; GenericCSVAdapter reads it: GenericCSVAdapter(dataset_dir, annotation_file, "
+                f"image_column={image!r}, class_column={finding!r}, class_names=NIH_CHESTXRAY14_BOX_CLASSES, "
+                "box_columns=('x', 'y', 'w', 'h'), box_mode='xywh', image_dir='images')."
+            )
+        return ""
 
     def _read(self) -> list[ImageEntry]:
         reader = self._csv_reader(["Image Index", "Finding Label", *_BOX_COLUMNS])

@@ -1,0 +1,21 @@
+"""monai_explain.apps.study: the lambda x design x seed study of a bundle, on pandas and scipy.
+
+The study reads only the per-image results table each evaluation writes (the contract of
+:class:`monai_explain.handlers.PerImageResultsWriter`) and the bundle contract
+(:data:`~monai_explain.apps.study.sweep.BUNDLE_CONTRACT`, overridable in ``metadata.json``).
+``pip install monai-explain[study]``. Command line: ``python -m monai_explain.apps.study sweep ...`` (runs the
+bundle) or ``python -m monai_explain.apps.study report --table study.csv ...`` (an existing table).
+"""
+
+from __future__ import annotations
+
+from .compare import baseline_of, compare_per_image, compare_seeds, pareto, summarize
+from .report import markdown_table, write_report
+from .sweep import BUNDLE_CONTRACT, Progress, bundle_contract, run_sweep, sweep_settings
+from .table import add_macro, metric_columns, read_per_image, run_metrics, validate_per_image
+
+__all__ = [
+    "BUNDLE_CONTRACT", "Progress", "add_macro", "baseline_of", "bundle_contract", "compare_per_image", "compare_seeds",
+    "markdown_table", "metric_columns", "pareto", "read_per_image", "run_metrics", "run_sweep", "summarize",
+    "sweep_settings", "validate_per_image", "write_report",
+]  # fmt: skip

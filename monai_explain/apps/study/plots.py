@@ -1,0 +1,236 @@
+"""PNG figures of a study (matplotlib, Agg backend), drawn from the study's DataFrames: metric vs lambda, the
+accuracy-vs-alignment Pareto front, a forest plot of paired differences, and a saliency gallery."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monai_explain.utils.extras import optional_import_extra
+
+pd, _ = optional_import_extra("pandas", "study")
+
+__all__ = ["plot_paired_differences", "plot_pareto", "plot_saliency_gallery", "plot_tradeoff"]
+
+logger = logging.getLogger(__name__)
+
+
+def _pyplot():
+    matplotlib, _ = optional_import_extra("matplotlib", "study")
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
+    plt = _pyplot()
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi)
+    except OSError as e:
+        raise OSError(f"could not write the figure {path}: {e}") from e
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _check(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    if df.empty:
+        raise ValueError(f"{what}: no rows to plot.")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"{what}: the table lacks the column(s) {missing}.")
+
+
+def plot_tradeoff(summary: pd.DataFrame, path: str | os.PathLike, ylabel: str = "", title: str = "") -> Path:
+    """One metric vs lambda, one line per design, error bars = the CI over seeds, lambda = 0 as a dashed line.
+
+    The x axis is symmetric-log (linear below the smallest positive lambda), so lambda = 0 sits next to values
+    spanning decades; the baseline line is the mean of the lambda = 0 rows, with their CI band when there is one.
+
+    Args:
+        summary: rows of one (split, class, metric) of :func:`~monai_explain.apps.study.compare.summarize`:
+            ``design, lambda, mean, ci_low, ci_high``.
+        path: the PNG file. ylabel: y label. title: figure title.
+
+    Raises:
+        ValueError: no rows. KeyError: a missing column.
+    """
+    _check(summary, ("design", "lambda", "mean", "ci_low", "ci_high"), "plot_tradeoff")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for design, g in summary[summary["lambda"] > 0].sort_values("lambda").groupby("design"):
+        err = np.nan_to_num(np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]), nan=0.0)
+        ax.errorbar(g["lambda"], g["mean"], yerr=err, marker="o", ms=4, capsize=3, label=design)
+    base = summary[(summary["lambda"] == 0) & summary["mean"].notna()]
+    if len(base):
+        ax.axhline(base["mean"].mean(), color="0.3", ls="--", lw=1.0, label="lambda=0 baseline")
+        if len(base) == 1 and base[["ci_low", "ci_high"]].notna().all(axis=None):
+            ax.axhspan(base["ci_low"].iloc[0], base["ci_high"].iloc[0], color="0.5", alpha=0.15, lw=0)
+    lambdas = sorted(summary["lambda"].unique())
+    if any(v > 0 for v in lambdas):
+        ax.set_xscale("symlog", linthresh=min(v for v in lambdas if v > 0), linscale=0.5)
+    ax.set_xticks(lambdas, [f"{v:g}" for v in lambdas], fontsize=8)
+    ax.set(xlabel="lambda (symlog)", ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_pareto(front: pd.DataFrame, path: str | os.PathLike, xlabel: str = "x", ylabel: str = "y") -> Path:
+    """Scatter of the settings (one colour per design, lambda written next to each point) with the Pareto front.
+
+    Args:
+        front: :func:`~monai_explain.apps.study.compare.pareto` rows: ``design, lambda, x, y, on_front``.
+        path: the PNG file. xlabel, ylabel: axis labels.
+
+    Raises:
+        ValueError: no rows. KeyError: a missing column.
+    """
+    _check(front, ("design", "lambda", "x", "y", "on_front"), "plot_pareto")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for design, g in front.groupby("design"):
+        ax.scatter(g["x"], g["y"], s=30, label=design, zorder=3)
+    for _, r in front.dropna(subset=["x", "y"]).iterrows():
+        ax.annotate(f"{r['lambda']:g}", (r["x"], r["y"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    on = front[front["on_front"]].sort_values("x")
+    if len(on):
+        ax.plot(on["x"], on["y"], "k-", lw=1.0, alpha=0.6, zorder=2)
+        ax.scatter(on["x"], on["y"], s=110, facecolors="none", edgecolors="k", lw=1.0, label="Pareto front", zorder=4)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_paired_differences(stats: pd.DataFrame, path: str | os.PathLike, alpha: float = 0.05) -> Path:
+    """Forest plot of paired per-image differences vs lambda = 0: one panel per metric, one line per setting.
+
+    Filled markers: Holm-adjusted p < ``alpha``; open markers: not.
+
+    Args:
+        stats: Wilcoxon rows of :func:`~monai_explain.apps.study.compare.compare_per_image` (``setting, metric,
+            mean_diff, ci_low, ci_high, p_holm``; other tests are left out).
+        path: the PNG file. alpha: significance level of the filled markers.
+
+    Raises:
+        ValueError: no Wilcoxon rows. KeyError: a missing column.
+    """
+    if "test" in stats.columns:
+        stats = stats[stats["test"] == "wilcoxon"]
+    _check(stats, ("setting", "metric", "mean_diff", "ci_low", "ci_high", "p_holm"), "plot_paired_differences")
+    metrics, settings = list(dict.fromkeys(stats["metric"])), list(dict.fromkeys(stats["setting"]))
+    plt = _pyplot()
+    ncols = min(3, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    size = (3.2 * ncols + 1.5, nrows * (0.35 * len(settings) + 1.4))
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, sharey=True)
+    for ax in axes.reshape(-1)[len(metrics) :]:
+        ax.axis("off")
+    for ax, m in zip(axes.reshape(-1), metrics):
+        for _, r in stats[stats["metric"] == m].iterrows():
+            y = settings.index(r["setting"])
+            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color="C0", lw=1.5)
+            filled = bool(r["p_holm"] < alpha)
+            ax.plot([r["mean_diff"]], [y], "o", color="C0", mfc="C0" if filled else "white", ms=5)
+        ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
+        ax.set_title(m, fontsize=9)
+        ax.set_xlabel("difference vs lambda=0", fontsize=8)
+        ax.grid(alpha=0.3)
+    for row in axes:
+        row[0].set_yticks(range(len(settings)), settings, fontsize=7)
+    axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _view2d(x: np.ndarray) -> np.ndarray:
+    """A displayable 2D view of one ``(C, *spatial)`` item: channel 0, middle slice of the last axis for 3D,
+    transposed because MONAI puts the image column on the first spatial axis."""
+    x = x[0]
+    while x.ndim > 2:
+        x = x[..., x.shape[-1] // 2]
+    return x.T
+
+
+def plot_saliency_gallery(
+    images: Any,
+    saliency: Mapping[str, Any],
+    path: str | os.PathLike,
+    masks: Any = None,
+    image_titles: Sequence[str] | None = None,
+    alpha: float = 0.45,
+    panel_size: float = 2.2,
+) -> Path:
+    """A grid of saliency overlays: rows = settings, columns = the same test images.
+
+    Each panel shows the image in grey, the setting's saliency map (channel 0, scaled to its own maximum) in
+    colour and the annotation contour in green. 3D items are shown at the middle slice of the last axis.
+
+    Args:
+        images: ``(N, C, *spatial)`` images (numpy or CPU tensor).
+        saliency: setting label -> ``(N, K, *spatial)`` maps on the images' grid, in the row order wanted.
+        path: the PNG file.
+        masks: ``(N, K, *spatial)`` annotation masks, or None.
+        image_titles: one title per column (e.g. image ids).
+        alpha: opacity of the saliency layer.
+        panel_size: inches per panel.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: no settings, images not ``(N, C, H, W[, D])``, a saliency or mask array whose number of items
+            or spatial shape differs from the images' (the setting is named), wrong number of titles.
+    """
+    imgs = np.asarray(images, dtype=float)
+    if imgs.ndim not in (4, 5) or imgs.shape[0] == 0:
+        raise ValueError(f"images must be (N, C, H, W[, D]) with N >= 1, got shape {imgs.shape}.")
+    if len(saliency) == 0:
+        raise ValueError("plot_saliency_gallery needs at least one setting.")
+    n, spatial = imgs.shape[0], imgs.shape[2:]
+    maps = {}
+    for name, s in saliency.items():
+        a = np.asarray(s, dtype=float)
+        if a.ndim != imgs.ndim or a.shape[0] != n or a.shape[2:] != spatial:
+            raise ValueError(f"saliency of {name!r} has shape {a.shape}; expected ({n}, K, *{tuple(spatial)}).")
+        maps[str(name)] = a
+    m = None
+    if masks is not None:
+        m = np.asarray(masks, dtype=float)
+        if m.ndim != imgs.ndim or m.shape[0] != n or m.shape[2:] != spatial:
+            raise ValueError(f"masks have shape {m.shape}; expected ({n}, K, *{tuple(spatial)}).")
+    if image_titles is not None and len(image_titles) != n:
+        raise ValueError(f"{len(image_titles)} image titles for {n} images.")
+    plt = _pyplot()
+    rows = len(maps)
+    fig, axes = plt.subplots(rows, n, figsize=(panel_size * n + 0.8, panel_size * rows), squeeze=False)
+    for i, (name, a) in enumerate(maps.items()):
+        for j in range(n):
+            ax = axes[i][j]
+            ax.imshow(_view2d(imgs[j]), cmap="gray")
+            sal = _view2d(a[j])
+            hi = float(np.nanmax(sal)) if np.isfinite(sal).any() else 0.0
+            ax.imshow(sal / hi if hi > 0 else sal, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
+            if m is not None:
+                mv = _view2d(m[j])
+                if mv.max() > 0 and mv.min() < mv.max():
+                    ax.contour(mv, levels=[0.5], colors="lime", linewidths=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0 and image_titles is not None:
+                ax.set_title(str(image_titles[j]), fontsize=8)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path, dpi=80)

@@ -1,0 +1,143 @@
+"""The report folder of a study, written from the per-image table: CSV tables, PNG plots, a Markdown summary.
+
+=========================== ===========================================================================
+``per_image.csv``           the study table: every run's per-image rows (and ``macro`` rows)
+``runs.csv``                per-run metrics (long: design, lambda, seed, split, class, metric, value)
+``summary.csv``             per setting, split, class and metric: n, mean, SD, t-based CI over seeds
+``stats.csv``               tests vs lambda = 0: per-image Wilcoxon and McNemar, across-seed t-tests, Holm
+``pareto.csv``              the accuracy vs alignment Pareto front of the settings
+``tradeoff_*.png``          metric vs lambda per design; ``pareto.png``; ``paired_differences.png``
+``summary.md``              the tables above in Markdown (how to read them: tutorial 03 and the docs)
+=========================== ===========================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from monai_explain.utils.extras import optional_import_extra
+
+from .compare import compare_per_image, compare_seeds, pareto, summarize
+from .plots import plot_paired_differences, plot_pareto, plot_tradeoff
+from .table import MACRO, add_macro, run_metrics
+
+pd, _ = optional_import_extra("pandas", "study")
+
+__all__ = ["HEADLINE_METRICS", "markdown_table", "write_report"]
+
+logger = logging.getLogger(__name__)
+
+#: per-run metrics of the headline table and the trade-off plots (those present are used).
+HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "auc", "saliency_precision",
+                                     "saliency_coverage", "chance_level", "deletion_auc", "confounder_reliance")  # fmt: skip
+
+
+def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
+    """A DataFrame as a Markdown table (numbers rounded, counts as integers, NaN as ``n/a``), without ``tabulate``."""
+
+    def cell(v: object, count: bool) -> str:
+        if pd.isna(v):
+            return "n/a"
+        return f"{v:.0f}" if count else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+    cells = df.apply(lambda col: col.map(lambda v: cell(v, col.name == "seed" or str(col.name).startswith("n_"))))
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells.to_numpy().tolist()])
+
+
+def _ci(r: pd.Series, mean: str = "mean") -> str:
+    if pd.isna(r[mean]):
+        return "n/a"
+    return f"{r[mean]:.3f}" if pd.isna(r["ci_low"]) else f"{r[mean]:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+
+
+def _headline(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per setting, split and class; one column per headline metric (mean [CI])."""
+    s = summary[summary["metric"].isin(metrics)].dropna(subset=["mean"])
+    s = s.assign(cell=s.apply(_ci, axis=1))
+    wide = s.pivot_table(index=["split", "class", "setting"], columns="metric", values="cell", aggfunc="first")
+    return wide[[m for m in metrics if m in wide.columns]].reset_index()
+
+
+def write_report(
+    df: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    headline_metrics: Sequence[str] = HEADLINE_METRICS,
+    seed_metrics: Sequence[str] = ("accuracy", "balanced_accuracy", "auc"),
+    seed_method: str = "welch",
+    pareto_axes: tuple[str, str] = ("accuracy", "saliency_precision"),
+    confidence: float = 0.95,
+    n_resamples: int = 10000,
+    seed: int = 0,
+    title: str = "Explanation supervision study",
+) -> Path:
+    """Write the report folder of a study (files in the module docstring); returns the path of ``summary.md``.
+
+    Args:
+        df: the study table (:func:`~monai_explain.apps.study.table.read_per_image`).
+        out_dir: the report folder (created).
+        headline_metrics: per-run metrics of the headline table and the trade-off plots.
+        seed_metrics: per-run metrics tested across seeds. seed_method: ``"welch"`` or ``"paired"``.
+        pareto_axes: ``(accuracy metric, alignment metric)`` of the Pareto front, on the first split and the macro
+            class (the only class with one class).
+        confidence: level of every CI. n_resamples: bootstrap resamples. seed: bootstrap seed.
+        title: the Markdown title.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    df = add_macro(df)
+    df.to_csv(out / "per_image.csv", index=False)
+    runs = run_metrics(df)
+    runs.to_csv(out / "runs.csv", index=False)
+    summary = summarize(runs, confidence)
+    summary.to_csv(out / "summary.csv", index=False)
+    has_base, has_sup = (df["lambda"] == 0).any(), (df["lambda"] > 0).any()
+    if not has_base:
+        logger.warning("the study has no lambda = 0 run: no tests against the baseline.")
+    tests = [compare_per_image(df, None, confidence, n_resamples, seed), compare_seeds(runs, seed_metrics, seed_method,
+             confidence)] if has_base and has_sup else []  # fmt: skip
+    stats = (
+        pd.concat([t for t in tests if not t.empty], ignore_index=True)
+        if any(not t.empty for t in tests)
+        else pd.DataFrame()
+    )
+    stats.to_csv(out / "stats.csv", index=False)
+
+    split = str(df["split"].iloc[0])
+    cls = MACRO if (df["class"] == MACRO).any() else str(df["class"].iloc[0])
+    front = pareto(summary, (split, cls, pareto_axes[0]), (split, cls, pareto_axes[1]))
+    front.to_csv(out / "pareto.csv", index=False)
+    if front[["x", "y"]].notna().all(axis=1).any():
+        plot_pareto(front, out / "pareto.png", f"{split} {pareto_axes[0]}", f"{split} {pareto_axes[1]}")
+    for (sp, c, m), g in summary[summary["metric"].isin(headline_metrics)].groupby(["split", "class", "metric"]):
+        if g["mean"].notna().any() and c in (cls, MACRO):
+            plot_tradeoff(g, out / f"tradeoff_{sp}_{m}.png", m, f"{sp} {c}: {m} vs lambda")
+    if not stats.empty and (stats["test"] == "wilcoxon").any():
+        forest = stats[(stats["test"] == "wilcoxon") & (stats["class"] == cls)]
+        plot_paired_differences(
+            forest.assign(metric=forest["split"] + " " + forest["metric"]), out / "paired_differences.png"
+        )
+
+    level = f"{confidence:.0%}"
+    n_runs = df[["design", "lambda", "seed"]].drop_duplicates().shape[0]
+    intro = (
+        f"{n_runs} runs; splits {', '.join(df['split'].unique())}; classes {', '.join(df['class'].unique())}. "
+        f"Means over seeds with t-based {level} CIs. How to read this report: tutorial 03 and the bundle docs."
+    )
+    md = [f"# {title}", "", intro, "", "## Headline", "", markdown_table(_headline(summary, headline_metrics)), ""]
+    md += [f"## Pareto front ({split} {cls}: {pareto_axes[0]} vs {pareto_axes[1]})", ""]
+    md += [markdown_table(front.drop(columns=["design", "lambda"]))]
+    if not stats.empty:
+        cols = ["setting", "split", "class", "metric", "test", "seed", "n_pairs", "n_nan_dropped", "baseline_mean",
+                "setting_mean", "mean_diff", "ci_low", "ci_high", "rank_biserial", "cohens_dz", "p_value", "p_holm",
+                "n_baseline", "n_setting"]  # fmt: skip
+        md += ["", f"## Tests vs lambda = 0 (difference = setting - baseline; {level} CIs; Holm per family)", ""]
+        md += [markdown_table(stats.reindex(columns=cols).dropna(axis=1, how="all"))]
+    path = out / "summary.md"
+    path.write_text("\n".join(md) + "\n")
+    logger.info(f"report written to {out}")
+    return path

@@ -1,0 +1,228 @@
+"""The lambda x design x seed study of a bundle: train and evaluate one run per setting, then write the report.
+
+Each run trains with the bundle's train config and is evaluated with its evaluate config on every requested split
+(MONAI ``ConfigWorkflow`` in this process, so the bundle runs exactly as a user runs it). The study then reads only
+the per-image table each evaluation writes (:data:`monai_explain.handlers.PER_IMAGE_FILE`). Which config ids it
+sets is the one contract below, :data:`BUNDLE_CONTRACT`; a bundle may change any entry in its ``metadata.json``
+under the key ``"monai_explain_study"``. A finished run leaves ``<out>/runs/<name>/run.json`` and is not trained
+again; an interrupted one resumes from its last checkpoint. Progress (runs done / total, ETA) is logged and printed.
+
+lambda = 0 does not depend on the loss design, so it is trained once per seed, as design ``"none"``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from monai.bundle import ConfigParser, ConfigWorkflow
+
+from monai_explain.handlers.per_image_results import PER_IMAGE_FILE
+
+from .gallery import saliency_gallery
+from .report import write_report
+from .table import read_per_image
+
+__all__ = [
+    "BASELINE_DESIGN",
+    "BUNDLE_CONTRACT",
+    "Progress",
+    "bundle_contract",
+    "run_setting",
+    "run_sweep",
+    "sweep_settings",
+]
+
+logger = logging.getLogger(__name__)
+
+BASELINE_DESIGN = "none"
+
+#: How the study drives a bundle: config files, the config ids it overrides (role -> id), the splits evaluated by
+#: default and the per-image file name. Override per bundle in metadata.json: ``{"monai_explain_study": {...}}``.
+BUNDLE_CONTRACT: dict[str, Any] = {
+    "prepare_config": None,
+    "train_config": "train.json",
+    "evaluate_config": "evaluate.json",
+    "splits": ["test", "test_shifted"],
+    "per_image_file": PER_IMAGE_FILE,
+    "design_when_lambda0": "energy",
+    "ids": {"design": "loss_design", "lambda": "lambda", "seed": "seed", "ckpt_dir": "ckpt_dir",
+            "output_dir": "output_dir", "split": "test_split", "eval_dir": "eval_dir", "tracking_uri": "tracking_uri",
+            "experiment_name": "experiment_name", "run_name": "run_name", "dataset": "validate#dataset",
+            "network": "network", "saliency_method": "validate#saliency_method"},
+}  # fmt: skip
+
+
+def bundle_contract(bundle: str | os.PathLike) -> dict[str, Any]:
+    """:data:`BUNDLE_CONTRACT` updated with the bundle's ``configs/metadata.json`` ``"monai_explain_study"`` entry."""
+    meta_path = Path(bundle) / "configs" / "metadata.json"
+    meta = json.loads(meta_path.read_text()).get("monai_explain_study", {}) if meta_path.is_file() else {}
+    unknown = sorted(set(meta) - set(BUNDLE_CONTRACT))
+    if unknown:
+        raise ValueError(
+            f"{meta_path}: unknown 'monai_explain_study' key(s) {unknown} (known: {sorted(BUNDLE_CONTRACT)})."
+        )
+    return {**BUNDLE_CONTRACT, **meta, "ids": {**BUNDLE_CONTRACT["ids"], **meta.get("ids", {})}}
+
+
+class SweepSetting(dict):
+    """One (design, lambda, seed) run of the study; ``name`` is its folder and MLflow run name."""
+
+    @property
+    def name(self) -> str:
+        return f"{self['design']}_lambda{self['lambda']:g}_seed{self['seed']}"
+
+
+def sweep_settings(designs: Sequence[str], lambdas: Sequence[float], seeds: Sequence[int]) -> list[SweepSetting]:
+    """Every design x positive lambda x seed, plus one lambda = 0 run per seed (design ``"none"``)."""
+    if not designs or not lambdas or not seeds:
+        raise ValueError("a sweep needs at least one design, one lambda and one seed.")
+    if min(lambdas) < 0:
+        raise ValueError(f"lambdas must be >= 0, got {list(lambdas)}.")
+    out = []
+    for seed in seeds:
+        if 0 in lambdas:
+            out.append(SweepSetting(design=BASELINE_DESIGN, **{"lambda": 0.0}, seed=int(seed)))
+        out += [SweepSetting(design=d, **{"lambda": float(lam)}, seed=int(seed)) for d in designs for lam in lambdas
+                if lam > 0]  # fmt: skip
+    return out
+
+
+class Progress:
+    """Runs done / total and an ETA from the mean time of the runs trained in this invocation."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.times = total, 0, []
+
+    def update(self, name: str, seconds: float | None) -> str:
+        """Count one run (``seconds`` None: finished earlier, not trained) and return the progress line."""
+        self.done += 1
+        if seconds is not None:
+            self.times.append(seconds)
+        left = self.total - self.done
+        eta = f"ETA {sum(self.times) / len(self.times) * left / 60:.1f} min" if self.times and left else "ETA n/a"
+        took = "finished earlier" if seconds is None else f"{seconds:.0f} s"
+        return f"[{self.done}/{self.total}] {name}: {took}; {left} left, {eta if left else 'done'}"
+
+
+def prepare_data(bundle: Path, base: Mapping[str, Any], contract: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the bundle's data preparation config (contract ``"prepare_config"``, if any) with the overrides it knows;
+    return the overrides for training, without those only the preparation defines (e.g. ``synthetic#n_train``)."""
+    name = contract.get("prepare_config")
+    if not name:
+        return dict(base)
+    configs = bundle / "configs"
+    prep_ids = set(ConfigParser.load_config_file(configs / name))
+    only_prep = prep_ids - set(ConfigParser.load_config_file(configs / contract["train_config"]))
+    prep = ConfigWorkflow(
+        config_file=str(configs / name), workflow_type=None, **{k: v for k, v in base.items() if k.split("#")[0] in prep_ids}
+    )
+    prep.initialize()
+    prep.run()
+    prep.finalize()
+    return {k: v for k, v in base.items() if k.split("#")[0] not in only_prep}
+def _overrides(setting: SweepSetting, out: Path, base: Mapping[str, Any], contract: Mapping[str, Any]) -> dict:
+    ids, run_dir = contract["ids"], out / "runs" / setting.name
+    design = contract["design_when_lambda0"] if setting["design"] == BASELINE_DESIGN else setting["design"]
+    return {**base, ids["design"]: design, ids["lambda"]: setting["lambda"], ids["seed"]: setting["seed"],
+            ids["ckpt_dir"]: str(run_dir / "models"), ids["output_dir"]: str(run_dir / "eval"),
+            ids["tracking_uri"]: f"sqlite:///{out / 'mlruns.db'}", ids["run_name"]: setting.name,
+            ids["experiment_name"]: base.get(ids["experiment_name"], "sweep")}  # fmt: skip
+
+
+def run_setting(
+    bundle: Path, setting: SweepSetting, out: Path, base: Mapping[str, Any], contract: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Train and evaluate one run (or read its record): ``{design, lambda, seed, name, per_image: [csv, ...]}``."""
+    run_dir = out / "runs" / setting.name
+    record_path = run_dir / "run.json"
+    if record_path.is_file():
+        return json.loads(record_path.read_text())
+    ids, configs = contract["ids"], bundle / "configs"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    overrides = _overrides(setting, out, base, contract)
+    train = ConfigWorkflow(config_file=str(configs / contract["train_config"]), workflow_type="train", resume=True,
+                           **overrides)  # fmt: skip
+    train.initialize()
+    train.run()
+    train.finalize()
+    tables = []
+    for split in contract["splits"]:
+        eval_dir = run_dir / split
+        ev = ConfigWorkflow(
+            config_file=[str(configs / contract["train_config"]), str(configs / contract["evaluate_config"])],
+            workflow_type=None,
+            **{**overrides, ids["split"]: split, ids["eval_dir"]: str(eval_dir)},
+        )
+        ev.initialize()
+        ev.run()
+        ev.finalize()
+        tables.append(str(eval_dir / contract["per_image_file"]))
+    record = {**setting, "name": setting.name, "per_image": tables}
+    tmp = record_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, record_path)  # a record is either complete or absent
+    return record
+
+
+def run_sweep(
+    bundle: str | os.PathLike,
+    designs: Sequence[str],
+    lambdas: Sequence[float],
+    seeds: Sequence[int],
+    out: str | os.PathLike,
+    overrides: Mapping[str, Any] | None = None,
+    splits: Sequence[str] | None = None,
+    n_resamples: int = 10000,
+    gallery: bool = True,
+) -> Path:
+    """Run (or resume) the whole study and write ``<out>/report``; returns the path of ``summary.md``."""
+    bundle, out = Path(bundle).resolve(), Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    contract = bundle_contract(bundle)
+    if splits:
+        contract["splits"] = list(splits)
+    base = prepare_data(bundle, {"bundle_root": str(bundle), **(overrides or {})}, contract)
+    settings = sweep_settings(designs, lambdas, seeds)
+    progress = Progress(len(settings))
+    logger.info(f"sweep: {len(settings)} runs x splits {contract['splits']} into {out}")
+    records = []
+    for s in settings:
+        done_before = (out / "runs" / s.name / "run.json").is_file()
+        t0 = time.perf_counter()
+        records.append(run_setting(bundle, s, out, base, contract))
+        line = progress.update(s.name, None if done_before else time.perf_counter() - t0)
+        logger.info(line)
+        print(line, flush=True)
+    df = read_per_image({(r["design"], r["lambda"], r["seed"]): r["per_image"] for r in records})
+    path = write_report(
+        df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}"
+    )
+    if gallery:
+        _gallery(bundle, out, base, contract, df, settings)
+    return path
+
+
+def _gallery(bundle: Path, out: Path, base: Mapping, contract: Mapping, df: Any, settings: list[SweepSetting]) -> None:
+    """``report/gallery.png``: the first seed's lambda = 0 run and the run with the best mean saliency precision."""
+    split = contract["splits"][0]
+    chosen = [s for s in settings if s["lambda"] == 0][:1]
+    if "saliency_precision" in df.columns:
+        sup = df[(df["lambda"] > 0) & (df["split"] == split)].groupby(["design", "lambda", "seed"])[
+            "saliency_precision"
+        ]
+        if sup.ngroups:
+            d, lam, seed = sup.mean().idxmax()
+            chosen += [s for s in settings if (s["design"], s["lambda"], s["seed"]) == (d, lam, seed)]
+    if not chosen:
+        return
+    configs = [bundle / "configs" / contract["train_config"], bundle / "configs" / contract["evaluate_config"]]
+    runs = {
+        f"{s['design']} lambda={s['lambda']:g} seed {s['seed']}": _overrides(s, out, base, contract) for s in chosen
+    }
+    saliency_gallery(configs, runs, contract, split, out / "report" / "gallery.png")

@@ -1,0 +1,390 @@
+"""The synthetic "shortcut" chest X-ray data set, written in VinDr-CXR's published format.
+
+Positive images carry one or more subtle lesions inside the lungs (boxed by several simulated
+readers); a spurious corner marker goes with the positive label in ``train`` / ``val`` / ``test``
+but is independent of it in ``test_shifted``. A classifier that learns the marker shortcut scores
+well in distribution and drops on ``test_shifted``; explanation supervision with the lesion boxes
+should remove that gap. Measured with the defaults (400 training images, no augmentation, 40 epochs):
+a small CNN or a ResNet-18 trained on ``train`` scores 0.94-0.97 on ``test`` and 0.50-0.63 on
+``test_shifted`` (the marker-only rule gives 0.96 / 0.50); the same models trained with the marker
+independent of the label reach 0.80-0.98 on ``test_shifted``: the lesions are learnable.
+
+Layout written under ``root``::
+
+    train/<image_id>.dicom   one DICOM per image (all splits; VinDr keeps them in one folder)
+    train.csv                image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max
+    splits.json              {image_id: "train" | "val" | "test" | "test_shifted"}
+    images.csv               per-image truth: split, label, marker, photometric, marker box
+    truth_boxes.csv          tight (un-jittered) lesion and marker boxes
+    manifest.json            generator, version, parameters, counts (written last)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from monai_explain.apps.synthetic.cxr_phantom import _as_size, draw_chest_xray
+from monai_explain.apps.synthetic.dicom_writer import write_xray_dicom
+from monai_explain.apps.synthetic.manifest import (
+    check_generator_folder,
+    is_generated,
+    mark_generator_folder,
+    read_listing,
+    write_csv,
+    write_manifest,
+)
+
+__all__ = [
+    "NO_FINDING",
+    "NO_FINDING_CLASS_ID",
+    "SHORTCUT_CXR_SPLITS",
+    "SHORTCUT_CXR_VERSION",
+    "VINDR_COLUMNS",
+    "exact_assignment",
+    "generate_shortcut_cxr",
+    "jitter_box",
+    "load_splits",
+]
+
+VINDR_COLUMNS = ("image_id", "class_name", "class_id", "rad_id", "x_min", "y_min", "x_max", "y_max")
+NO_FINDING = "No finding"
+NO_FINDING_CLASS_ID = 14
+SHORTCUT_CXR_SPLITS = ("train", "val", "test", "test_shifted")
+SHORTCUT_CXR_VERSION = "1"
+_KIND = "shortcut_cxr"
+_N_RAD_IDS = 17  # VinDr-CXR readers are R1 .. R17
+
+logger = logging.getLogger(__name__)
+
+
+def exact_assignment(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
+    """Boolean array of length ``n`` with exactly ``floor(p * n + 0.5)`` True entries at random positions.
+
+    Args:
+        rng: random generator.
+        n: length.
+        p: fraction in [0, 1].
+
+    Returns:
+        bool array (n,).
+
+    Raises:
+        ValueError: ``p`` outside [0, 1] or negative ``n``.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"probability must be in [0, 1], got {p}.")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}.")
+    out = np.zeros(n, dtype=bool)
+    out[: int(np.floor(p * n + 0.5))] = True
+    return rng.permutation(out)
+
+
+def jitter_box(
+    rng: np.random.Generator,
+    box: Sequence[float],
+    jitter: float,
+    enlarge: float,
+    image_shape: Sequence[int],
+) -> np.ndarray:
+    """One reader's version of a box: each edge moved by N(0, jitter * side), then scaled about its centre.
+
+    Args:
+        rng: random generator.
+        box: ``[x_min, y_min, x_max, y_max]`` with x = column, y = row.
+        jitter: edge noise as a fraction of the box width (x edges) / height (y edges); 0 = exact.
+        enlarge: scale factor of width and height about the centre (>= 1 mimics loose clinical boxes).
+        image_shape: (rows, columns), used to clip.
+
+    Returns:
+        float array (4,) rounded to whole pixels, clipped to the image, at least 1 pixel wide and high.
+    """
+    x0, y0, x1, y1 = (float(b) for b in box)
+    w, h = x1 - x0, y1 - y0
+    if jitter > 0:
+        x0, y0, x1, y1 = np.array([x0, y0, x1, y1]) + rng.normal(0.0, jitter, 4) * np.array([w, h, w, h])
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    hw, hh = max(abs(x1 - x0), 1.0) * enlarge / 2, max(abs(y1 - y0), 1.0) * enlarge / 2
+    rows, cols = image_shape
+    out = np.rint([cx - hw, cy - hh, cx + hw, cy + hh])
+    out[[0, 2]] = np.clip(out[[0, 2]], 0, cols)
+    out[[1, 3]] = np.clip(out[[1, 3]], 0, rows)
+    if out[2] <= out[0]:
+        out[0], out[2] = (out[0] - 1, out[2]) if out[2] >= cols else (out[0], out[0] + 1)
+    if out[3] <= out[1]:
+        out[1], out[3] = (out[1] - 1, out[3]) if out[3] >= rows else (out[1], out[1] + 1)
+    return out
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}.")
+
+
+def _fmt(v: float) -> str:
+    return f"{float(v):.1f}"
+
+
+def generate_shortcut_cxr(
+    root: str | os.PathLike,
+    n_train: int = 400,
+    n_val: int = 100,
+    n_test: int = 100,
+    n_test_shifted: int = 100,
+    image_size: int | Sequence[int] = 256,
+    seed: int = 0,
+    prevalence: float = 0.5,
+    marker_prob_positive: float = 0.95,
+    marker_prob_negative: float = 0.05,
+    shifted_marker_prob: float = 0.5,
+    n_readers: int = 3,
+    box_jitter: float = 0.1,
+    box_enlarge: float = 1.0,
+    reader_miss_prob: float = 0.0,
+    max_lesions: int = 1,
+    lesion_radius: Sequence[float] = (0.04, 0.08),
+    lesion_contrast: Sequence[float] = (0.14, 0.26),
+    marker_size: float = 0.08,
+    monochrome1_fraction: float = 0.25,
+    bits_stored: int = 12,
+    rescale_slope: float = 1.0,
+    rescale_intercept: float = 0.0,
+    pixel_spacing: float | None = None,
+    class_name: str = "Nodule/Mass",
+    class_id: int = 8,
+    overwrite: bool = False,
+) -> Path:
+    """Generate (once) the synthetic shortcut chest X-ray set in VinDr-CXR format and return its folder.
+
+    Everything is a deterministic function of the arguments: the same call writes byte-identical
+    files. When ``root/manifest.json`` already records the same arguments and all files exist,
+    nothing is written (generate on first run). Counts are exact (``round`` below rounds half up):
+    a split of ``n`` images has ``round(prevalence * n)`` positives, ``round(marker_prob_positive *
+    n_pos)`` of them with the marker, ``round(marker_prob_negative * n_neg)`` marked negatives
+    (``shifted_marker_prob`` for both classes in ``test_shifted``) and ``round(monochrome1_fraction
+    * n)`` MONOCHROME1 files.
+
+    ``train.csv`` has one row per box per reader; a reader who saw nothing (every reader of a
+    negative image) writes one "No finding" row (class_id 14, empty coordinates). Coordinates are
+    whole pixels of the written DICOM, x = column and y = row, boxes half-open in pixel edges
+    (``x_max`` = last lesion column + 1). Each of the ``n_readers`` readers (rad_ids drawn from
+    R1..R17) sees every lesion, except with probability ``reader_miss_prob`` (at least one reader
+    always marks a positive image); each box is the tight lesion box through :func:`jitter_box`.
+
+    Args:
+        root: output folder (created).
+        n_train: images in the ``train`` split.
+        n_val: images in ``val``.
+        n_test: images in ``test`` (in distribution: same marker correlation as train).
+        n_test_shifted: images in ``test_shifted`` (marker independent of the label).
+        image_size: int or (rows, columns) of the written DICOMs.
+        seed: random seed.
+        prevalence: fraction of positive images per split.
+        marker_prob_positive: p(marker | positive) in train / val / test.
+        marker_prob_negative: p(marker | negative) in train / val / test.
+        shifted_marker_prob: p(marker) for both classes in test_shifted.
+        n_readers: readers (rad_ids) per image, 1 to 17.
+        box_jitter: reader box edge noise, fraction of the box side.
+        box_enlarge: reader box scale factor (>= 1 for loose boxes).
+        reader_miss_prob: probability that a reader misses all lesions of a positive image.
+        max_lesions: positives get 1 .. max_lesions lesions (uniform).
+        lesion_radius: (min, max) lesion semi-axis as a fraction of the smaller image side.
+        lesion_contrast: (min, max) lesion peak intensity (image range [0, 1]).
+        marker_size: marker side as a fraction of the smaller image side.
+        monochrome1_fraction: fraction of files stored as MONOCHROME1 (inverted stored values).
+        bits_stored: DICOM BitsStored (values are unsigned 16-bit).
+        rescale_slope: DICOM RescaleSlope.
+        rescale_intercept: DICOM RescaleIntercept.
+        pixel_spacing: mm per pixel; None = 360 mm over the larger image side.
+        class_name: finding name written in train.csv.
+        class_id: finding id written in train.csv (VinDr: "Nodule/Mass" = 8).
+        overwrite: regenerate when ``root`` holds a set made with other arguments (else raise).
+
+    Returns:
+        ``Path(root)``.
+
+    Raises:
+        ValueError: a bad argument (named), or ``root`` holds a set made with other arguments and
+            ``overwrite`` is False.
+
+    Example:
+        >>> root = generate_shortcut_cxr("/tmp/shortcut_cxr", n_train=8, n_val=4, n_test=4, n_test_shifted=4,
+        ...                              image_size=64)
+        >>> sorted(p.name for p in root.iterdir())[:3]
+        ['.monai_explain_synthetic', 'images.csv', 'manifest.json']
+
+        In a bundle config (``imports``: ``["$import monai_explain", "$import monai_explain.apps.synthetic"]``):
+        ``"dataset_dir": "$monai_explain.apps.synthetic.generate_shortcut_cxr(@data_root)"``.
+    """
+    rows, cols = _as_size(image_size)
+    sizes = {"train": n_train, "val": n_val, "test": n_test, "test_shifted": n_test_shifted}
+    for name, n in sizes.items():
+        if int(n) != n or n < 0:
+            raise ValueError(f"n_{name} must be a non-negative int, got {n!r}.")
+    for name, value in (
+        ("prevalence", prevalence),
+        ("marker_prob_positive", marker_prob_positive),
+        ("marker_prob_negative", marker_prob_negative),
+        ("shifted_marker_prob", shifted_marker_prob),
+        ("reader_miss_prob", reader_miss_prob),
+        ("monochrome1_fraction", monochrome1_fraction),
+    ):
+        _check_fraction(name, value)
+    if not 1 <= n_readers <= _N_RAD_IDS:
+        raise ValueError(f"n_readers must be in [1, {_N_RAD_IDS}], got {n_readers}.")
+    if max_lesions < 1:
+        raise ValueError(f"max_lesions must be >= 1, got {max_lesions}.")
+    if box_jitter < 0 or box_enlarge <= 0:
+        raise ValueError(f"box_jitter must be >= 0 and box_enlarge > 0, got {box_jitter}, {box_enlarge}.")
+    if class_id == NO_FINDING_CLASS_ID or class_name == NO_FINDING:
+        raise ValueError(f"class_name/class_id must differ from {NO_FINDING!r}/{NO_FINDING_CLASS_ID}.")
+    spacing = float(pixel_spacing) if pixel_spacing is not None else 360.0 / max(rows, cols)
+
+    params = {
+        "n_train": n_train, "n_val": n_val, "n_test": n_test, "n_test_shifted": n_test_shifted,
+        "image_size": [rows, cols], "seed": seed, "prevalence": prevalence,
+        "marker_prob_positive": marker_prob_positive, "marker_prob_negative": marker_prob_negative,
+        "shifted_marker_prob": shifted_marker_prob, "n_readers": n_readers, "box_jitter": box_jitter,
+        "box_enlarge": box_enlarge, "reader_miss_prob": reader_miss_prob, "max_lesions": max_lesions,
+        "lesion_radius": list(lesion_radius), "lesion_contrast": list(lesion_contrast),
+        "marker_size": marker_size, "monochrome1_fraction": monochrome1_fraction, "bits_stored": bits_stored,
+        "rescale_slope": rescale_slope, "rescale_intercept": rescale_intercept, "pixel_spacing": spacing,
+        "class_name": class_name, "class_id": class_id,
+    }  # fmt: skip
+    root = Path(root)
+    check_generator_folder(root)
+    splits_path = root / "splits.json"
+    listed = read_listing(splits_path, overwrite)
+    fixed = ["train.csv", "splits.json", "images.csv", "truth_boxes.csv"]
+    if is_generated(root, _KIND, SHORTCUT_CXR_VERSION, params, fixed + [f"train/{i}.dicom" for i in listed], overwrite):
+        logger.info("shortcut CXR set already in %s (%d images): generation skipped.", root, len(listed))
+        return root
+
+    start = time.perf_counter()
+    mark_generator_folder(root, _KIND)
+    (root / "train").mkdir(parents=True, exist_ok=True)
+    (root / "manifest.json").unlink(missing_ok=True)  # an interrupted run must not look complete
+    box_rows: list[list[str]] = []
+    truth_rows: list[list[str]] = []
+    image_rows: list[list[str]] = []
+    splits: dict[str, str] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for k, split in enumerate(SHORTCUT_CXR_SPLITS):
+        n = int(sizes[split])
+        arng = np.random.default_rng([seed, k, 13])
+        labels = exact_assignment(arng, n, prevalence)
+        p_pos, p_neg = (
+            (shifted_marker_prob, shifted_marker_prob)
+            if split == "test_shifted"
+            else (marker_prob_positive, marker_prob_negative)
+        )
+        markers = np.zeros(n, dtype=bool)
+        markers[labels] = exact_assignment(arng, int(labels.sum()), p_pos)
+        markers[~labels] = exact_assignment(arng, int((~labels).sum()), p_neg)
+        mono1 = exact_assignment(arng, n, monochrome1_fraction)
+        counts[split] = {
+            "images": n,
+            "positive": int(labels.sum()),
+            "marker_positive": int((labels & markers).sum()),
+            "marker_negative": int((~labels & markers).sum()),
+            "monochrome1": int(mono1.sum()),
+        }
+        for i in range(n):
+            irng = np.random.default_rng([seed, k, i, 11])
+            rrng = np.random.default_rng([seed, k, i, 12])
+            image_id = irng.bytes(16).hex()
+            if image_id in splits:
+                raise ValueError(f"image_id collision for {image_id} (split {split}, index {i}); change the seed.")
+            splits[image_id] = split
+            n_les = int(irng.integers(1, max_lesions + 1)) if labels[i] else 0
+            ph = draw_chest_xray(
+                irng,
+                (rows, cols),
+                n_lesions=n_les,
+                marker=bool(markers[i]),
+                lesion_radius=tuple(lesion_radius),
+                lesion_contrast=tuple(lesion_contrast),
+                marker_size=marker_size,
+            )
+            photometric = "MONOCHROME1" if mono1[i] else "MONOCHROME2"
+            write_xray_dicom(
+                root / "train" / f"{image_id}.dicom",
+                ph.image,
+                photometric=photometric,
+                bits_stored=bits_stored,
+                rescale_slope=rescale_slope,
+                rescale_intercept=rescale_intercept,
+                pixel_spacing=spacing,
+                uid_entropy=[str(seed), image_id],
+                patient_id=image_id,
+            )
+            rad_ids = [f"R{r}" for r in sorted(rrng.choice(_N_RAD_IDS, n_readers, replace=False) + 1)]
+            sees = rrng.random(n_readers) >= reader_miss_prob if n_les else np.zeros(n_readers, dtype=bool)
+            if n_les and not sees.any():
+                sees[int(rrng.integers(0, n_readers))] = True
+            for rad_id, seen in zip(rad_ids, sees):
+                if not seen:
+                    box_rows.append([image_id, NO_FINDING, str(NO_FINDING_CLASS_ID), rad_id, "", "", "", ""])
+                    continue
+                for box in ph.lesion_boxes:
+                    jb = jitter_box(rrng, box, box_jitter, box_enlarge, (rows, cols))
+                    box_rows.append([image_id, class_name, str(class_id), rad_id, *map(_fmt, jb)])
+            for box in ph.lesion_boxes:
+                truth_rows.append([image_id, "lesion", *map(str, box)])
+            mbox = [""] * 4
+            if ph.marker_box is not None:
+                mbox = [str(v) for v in ph.marker_box]
+                truth_rows.append([image_id, "marker", *mbox])
+            image_rows.append(
+                [image_id, split, str(int(labels[i])), str(int(markers[i])), ph.marker_letter or "", photometric,
+                 str(n_les), *mbox]
+            )  # fmt: skip
+
+    # stale files of a previous parameter set (overwrite=True)
+    for old_id in set(listed) - set(splits):
+        (root / "train" / f"{old_id}.dicom").unlink(missing_ok=True)
+    write_csv(root / "train.csv", VINDR_COLUMNS, box_rows)
+    write_csv(
+        root / "images.csv",
+        ("image_id", "split", "label", "marker", "marker_letter", "photometric", "n_lesions",
+         "marker_x_min", "marker_y_min", "marker_x_max", "marker_y_max"),
+        image_rows,
+    )  # fmt: skip
+    write_csv(root / "truth_boxes.csv", ("image_id", "object", "x_min", "y_min", "x_max", "y_max"), truth_rows)
+    splits_path.write_text(json.dumps(splits, indent=1) + "\n")
+    write_manifest(root, _KIND, SHORTCUT_CXR_VERSION, params, counts)
+    logger.info(
+        "wrote %d synthetic shortcut CXR images to %s in %.1f s: %s",
+        len(splits), root, time.perf_counter() - start, counts,
+    )  # fmt: skip
+    return root
+
+
+def load_splits(root: str | os.PathLike) -> dict[str, str]:
+    """Read ``<root>/splits.json``: ``{image_id: split}``.
+
+    Args:
+        root: a folder written by :func:`generate_shortcut_cxr`.
+
+    Returns:
+        dict image_id -> one of ``SHORTCUT_CXR_SPLITS``.
+
+    Raises:
+        FileNotFoundError: no splits.json.
+        ValueError: an unknown split name (the image_id is named).
+    """
+    path = Path(root) / "splits.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; run generate_shortcut_cxr({str(root)!r}) first.")
+    splits = json.loads(path.read_text())
+    for image_id, split in splits.items():
+        if split not in SHORTCUT_CXR_SPLITS:
+            raise ValueError(f"{path}: image {image_id} has unknown split {split!r}.")
+    return splits

@@ -1,0 +1,359 @@
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from monai.data import PydicomReader
+from monai.transforms import LoadImage
+from scipy.stats import fisher_exact
+
+from monai_explain.apps.synthetic import (
+    NO_FINDING,
+    exact_assignment,
+    generate_shortcut_cxr,
+    jitter_box,
+    load_splits,
+)
+
+SMALL = {"n_train": 12, "n_val": 4, "n_test": 4, "n_test_shifted": 8, "image_size": (48, 64)}
+HEADER = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max"
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    return generate_shortcut_cxr(tmp_path_factory.mktemp("cxr") / "set", seed=1, **SMALL)
+
+
+@pytest.mark.parametrize(
+    "n, p, expected", [(10, 0.5, 5), (7, 0.5, 4), (1, 0.5, 1), (5, 0.5, 3), (20, 0.95, 19), (20, 0.05, 1), (3, 0.0, 0)]
+)
+def test_exact_assignment_counts(n, p, expected):
+    out = exact_assignment(np.random.default_rng(0), n, p)
+    assert out.dtype == bool and out.shape == (n,) and int(out.sum()) == expected
+
+
+def test_exact_assignment_bad_input():
+    with pytest.raises(ValueError, match="probability"):
+        exact_assignment(np.random.default_rng(0), 4, 1.5)
+
+
+@pytest.mark.parametrize(
+    "box, enlarge, shape, expected",
+    [
+        ([10, 20, 14, 30], 1.0, (64, 64), [10, 20, 14, 30]),
+        ([10, 20, 14, 30], 2.0, (64, 64), [8, 15, 16, 35]),  # centre (12, 25), size 8 x 20
+        ([0, 0, 4, 6], 2.0, (64, 64), [0, 0, 6, 9]),  # clipped at the image's top-left edge
+        ([60, 58, 64, 64], 1.5, (64, 64), [59, 56, 64, 64]),  # clipped at the bottom-right edge
+    ],
+)
+def test_jitter_box_enlarge_exact(box, enlarge, shape, expected):
+    np.testing.assert_array_equal(jitter_box(np.random.default_rng(0), box, 0.0, enlarge, shape), expected)
+
+
+def test_jitter_box_noise_is_relative_to_the_box_side():
+    rng = np.random.default_rng(0)
+    boxes = np.stack([jitter_box(rng, [100, 100, 120, 140], 0.1, 1.0, (512, 512)) for _ in range(400)])
+    sd = (boxes - np.array([100, 100, 120, 140])).std(0)
+    np.testing.assert_allclose(sd, [2.0, 4.0, 2.0, 4.0], rtol=0.2)  # 0.1 * width 20, 0.1 * height 40
+
+
+def test_layout_and_csv_format(small_set):
+    root = small_set
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".monai_explain_synthetic", "images.csv", "manifest.json", "splits.json", "train", "train.csv",
+        "truth_boxes.csv",
+    ]  # fmt: skip
+    lines = (root / "train.csv").read_text().splitlines()
+    assert lines[0] == HEADER
+    rows = _rows(root / "train.csv")
+    images = {r["image_id"]: r for r in _rows(root / "images.csv")}
+    splits = load_splits(root)
+    assert set(splits) == set(images) and len(splits) == 28
+    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(f"{i}.dicom" for i in splits)
+    for r in rows:
+        label = images[r["image_id"]]["label"]
+        if r["class_name"] == NO_FINDING:
+            assert r["class_id"] == "14" and label == "0"
+            assert r["x_min"] == r["y_min"] == r["x_max"] == r["y_max"] == ""
+        else:
+            assert (r["class_name"], r["class_id"], label) == ("Nodule/Mass", "8", "1")
+            x0, y0, x1, y1 = (float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
+            assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 48  # x = column (64), y = row (48)
+            assert r["x_min"].endswith(".0")
+        assert r["rad_id"][0] == "R" and 1 <= int(r["rad_id"][1:]) <= 17
+    for image_id in splits:  # 3 readers per image, each with one row (one lesion or "No finding")
+        readers = [r["rad_id"] for r in rows if r["image_id"] == image_id]
+        assert len(readers) == 3 and len(set(readers)) == 3
+
+
+def test_counts_are_exact(small_set):
+    manifest = json.loads((small_set / "manifest.json").read_text())
+    assert manifest["kind"] == "shortcut_cxr" and manifest["parameters"]["seed"] == 1
+    images = _rows(small_set / "images.csv")
+    for split, n in (("train", 12), ("val", 4), ("test", 4), ("test_shifted", 8)):
+        sel = [r for r in images if r["split"] == split]
+        pos = [r for r in sel if r["label"] == "1"]
+        neg = [r for r in sel if r["label"] == "0"]
+        mono1 = [r for r in sel if r["photometric"] == "MONOCHROME1"]
+        marked = (sum(r["marker"] == "1" for r in pos), sum(r["marker"] == "1" for r in neg))
+        expected_marked = (2, 2) if split == "test_shifted" else (round(0.95 * n / 2), round(0.05 * n / 2))
+        assert (len(sel), len(pos), marked, len(mono1)) == (n, n // 2, expected_marked, n // 4)
+        assert manifest["counts"][split] == {
+            "images": n, "positive": n // 2, "marker_positive": marked[0], "marker_negative": marked[1],
+            "monochrome1": n // 4,
+        }  # fmt: skip
+
+
+def test_dicoms_readable_and_monochrome1_inverted(small_set):
+    images = {r["image_id"]: r for r in _rows(small_set / "images.csv")}
+    reader = LoadImage(reader=PydicomReader(), image_only=True)
+    seen = set()
+    for image_id, info in images.items():
+        ds = pydicom.dcmread(small_set / "train" / f"{image_id}.dicom")
+        assert ds.PhotometricInterpretation == info["photometric"] and ds.Modality == "DX"
+        assert (ds.Rows, ds.Columns) == (48, 64) and ds.pixel_array.dtype == np.uint16
+        seen.add(info["photometric"])
+        # the body is bright and the air corners dark, once MONOCHROME1 is inverted
+        arr = ds.pixel_array.astype(float) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        if ds.PhotometricInterpretation == "MONOCHROME1":
+            arr = (2**ds.BitsStored - 1) - arr
+        assert arr[20:28, 28:36].mean() > arr[-4:, :3].mean() + 400
+    assert seen == {"MONOCHROME1", "MONOCHROME2"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = reader(str(small_set / "train" / f"{next(iter(images))}.dicom"))
+    assert tuple(loaded.shape) == (64, 48)
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_lesion_pixels_fall_inside_csv_boxes_through_monai(tmp_path, seed):
+    """Brightest pixels (the lesions, made very bright here) lie in the CSV box with x -> axis 0, y -> axis 1."""
+    root = generate_shortcut_cxr(
+        tmp_path, n_train=6, n_val=0, n_test=0, n_test_shifted=0, image_size=(56, 72), seed=seed,
+        lesion_contrast=(0.9, 0.9), lesion_radius=(0.06, 0.08), marker_prob_positive=0.0, box_jitter=0.0,
+        monochrome1_fraction=0.5,
+    )  # fmt: skip
+    rows = [r for r in _rows(root / "train.csv") if r["class_name"] != NO_FINDING]
+    images = {r["image_id"]: r for r in _rows(root / "images.csv")}
+    truth = {r["image_id"]: r for r in _rows(root / "truth_boxes.csv")}
+    reader = LoadImage(reader=PydicomReader(), image_only=True)
+    checked = 0
+    for image_id in {r["image_id"] for r in rows}:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = np.asarray(reader(str(root / "train" / f"{image_id}.dicom")))
+        assert img.shape == (72, 56)
+        if images[image_id]["photometric"] == "MONOCHROME1":
+            img = 4095 - img
+        top = np.argsort(img.ravel())[-15:]
+        ax0, ax1 = np.unravel_index(top, img.shape)
+        for r in (r for r in rows if r["image_id"] == image_id):
+            x0, y0, x1, y1 = (float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
+            assert (x0 <= ax0).all() and (ax0 < x1).all(), (image_id, r)
+            assert (y0 <= ax1).all() and (ax1 < y1).all(), (image_id, r)
+            # no jitter: every reader's box equals the tight truth box
+            t = truth[image_id]
+            assert [int(float(r[k])) for k in ("x_min", "y_min", "x_max", "y_max")] == [
+                int(t[k]) for k in ("x_min", "y_min", "x_max", "y_max")
+            ]
+        checked += 1
+    assert checked == 3
+
+
+def test_marker_label_correlation_statistics(tmp_path):
+    root = generate_shortcut_cxr(
+        tmp_path, n_train=80, n_val=0, n_test=40, n_test_shifted=80, image_size=32, n_readers=1,
+        monochrome1_fraction=0.0,
+    )  # fmt: skip
+    images = _rows(root / "images.csv")
+
+    def table(split):
+        sel = [(int(r["label"]), int(r["marker"])) for r in images if r["split"] == split]
+        return [[sum(1 for lab, m in sel if lab == a and m == b) for b in (1, 0)] for a in (1, 0)]
+
+    for split in ("train", "test"):
+        t = table(split)
+        odds, p = fisher_exact(t)
+        assert p < 1e-8 and odds > 50, (split, t)
+    t = table("test_shifted")
+    assert t == [[20, 20], [20, 20]]
+    assert fisher_exact(t)[1] == pytest.approx(1.0)
+
+
+def test_shortcut_is_learned_and_fails_on_shifted_split(tmp_path):
+    """A logistic regression on raw pixels reaches the marker's accuracy in distribution, chance on test_shifted."""
+    root = generate_shortcut_cxr(
+        tmp_path, n_train=120, n_val=0, n_test=60, n_test_shifted=60, image_size=32, n_readers=1,
+        monochrome1_fraction=0.0,
+    )  # fmt: skip
+    images = _rows(root / "images.csv")
+    data = {}
+    for split in ("train", "test", "test_shifted"):
+        sel = [r for r in images if r["split"] == split]
+        x = np.stack([pydicom.dcmread(root / "train" / f"{r['image_id']}.dicom").pixel_array for r in sel])
+        x = torch.as_tensor(x.reshape(len(sel), -1) / 4095.0, dtype=torch.float32)
+        data[split] = (x - 0.4, torch.tensor([float(r["label"]) for r in sel]))
+    w = torch.zeros(32 * 32, requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=0.01)
+    for _ in range(150):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(data["train"][0] @ w + b, data["train"][1])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    acc = {k: float((((x @ w + b) > 0).float() == y).float().mean()) for k, (x, y) in data.items()}
+    assert acc["test"] >= 0.85
+    assert acc["test_shifted"] <= acc["test"] - 0.2
+
+
+def test_deterministic_and_idempotent(tmp_path, small_set):
+    again = generate_shortcut_cxr(tmp_path / "again", seed=1, **SMALL)
+    for name in ("train.csv", "splits.json", "images.csv", "truth_boxes.csv", "manifest.json"):
+        assert (again / name).read_bytes() == (small_set / name).read_bytes(), name
+    for image_id in load_splits(again):
+        assert (again / "train" / f"{image_id}.dicom").read_bytes() == (
+            small_set / "train" / f"{image_id}.dicom"
+        ).read_bytes()
+    # a second call with the same arguments writes nothing
+    stamps = {p: p.stat().st_mtime_ns for p in again.rglob("*")}
+    assert generate_shortcut_cxr(again, seed=1, **SMALL) == again
+    assert {p: p.stat().st_mtime_ns for p in again.rglob("*")} == stamps
+    # another seed gives other images
+    other = generate_shortcut_cxr(tmp_path / "other", seed=2, **SMALL)
+    assert set(load_splits(other)).isdisjoint(load_splits(again))
+
+
+def test_other_parameters_raise_unless_overwrite(tmp_path):
+    kw = dict(SMALL, image_size=32)
+    root = generate_shortcut_cxr(tmp_path, **kw)
+    old_ids = set(load_splits(root))
+    with pytest.raises(ValueError, match="differing: seed"):
+        generate_shortcut_cxr(root, **dict(kw, seed=3))
+    generate_shortcut_cxr(root, overwrite=True, **dict(kw, seed=3))
+    new_ids = set(load_splits(root))
+    assert new_ids.isdisjoint(old_ids)
+    assert sorted(p.stem for p in (root / "train").iterdir()) == sorted(new_ids)  # stale files removed
+
+
+def test_missing_file_triggers_regeneration(tmp_path):
+    kw = dict(SMALL, image_size=32)
+    root = generate_shortcut_cxr(tmp_path, **kw)
+    victim = root / "train" / f"{next(iter(load_splits(root)))}.dicom"
+    content = victim.read_bytes()
+    victim.unlink()
+    generate_shortcut_cxr(root, **kw)
+    assert victim.read_bytes() == content
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_train": -1}, "n_train"),
+        ({"prevalence": 1.5}, "prevalence"),
+        ({"marker_prob_positive": -0.1}, "marker_prob_positive"),
+        ({"n_readers": 18}, "n_readers"),
+        ({"max_lesions": 0}, "max_lesions"),
+        ({"box_enlarge": 0.0}, "box_enlarge"),
+        ({"class_id": 14}, "No finding"),
+        ({"image_size": 8}, "image_size"),
+    ],
+)
+def test_bad_input(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate_shortcut_cxr(tmp_path, **{**SMALL, **kwargs})
+
+
+def test_load_splits_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="splits.json"):
+        load_splits(tmp_path)
+    (tmp_path / "splits.json").write_text(json.dumps({"abc": "holdout"}))
+    with pytest.raises(ValueError, match="abc"):
+        load_splits(tmp_path)
+
+
+def test_readers_multiple_lesions_and_misses(tmp_path):
+    root = generate_shortcut_cxr(
+        tmp_path, n_train=16, n_val=0, n_test=0, n_test_shifted=0, image_size=64, max_lesions=2, n_readers=2,
+        reader_miss_prob=0.5, lesion_radius=(0.04, 0.05),
+    )  # fmt: skip
+    rows = _rows(root / "train.csv")
+    images = {r["image_id"]: r for r in _rows(root / "images.csv")}
+    n_missed = 0
+    for image_id, info in images.items():
+        mine = [r for r in rows if r["image_id"] == image_id]
+        by_reader = {}
+        for r in mine:
+            by_reader.setdefault(r["rad_id"], []).append(r)
+        assert len(by_reader) == 2
+        if info["label"] == "0":
+            assert all(len(v) == 1 and v[0]["class_name"] == NO_FINDING for v in by_reader.values())
+            continue
+        n_les = int(info["n_lesions"])
+        counts = sorted(len(v) if v[0]["class_name"] != NO_FINDING else 0 for v in by_reader.values())
+        assert counts[-1] == n_les  # at least one reader marks every lesion
+        n_missed += counts[0] == 0
+    assert n_missed > 0
+    assert {int(r["n_lesions"]) for r in images.values() if r["label"] == "1"} == {1, 2}
+
+
+def test_bundle_config_entry_point(tmp_path):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser(
+        {
+            "imports": ["$import monai_explain", "$import monai_explain.apps.synthetic"],
+            "dataset_dir": str(tmp_path / "cfg"),
+            "root": "$monai_explain.apps.synthetic.generate_shortcut_cxr(@dataset_dir, n_train=4, n_val=0, "
+            "n_test=0, n_test_shifted=0, image_size=32)",
+            "csv": "$str(@root / 'train.csv')",
+        }
+    )
+    parser.get_parsed_content("imports")
+    assert parser.get_parsed_content("root") == tmp_path / "cfg"
+    with open(parser.get_parsed_content("csv")) as f:
+        assert f.readline().strip() == HEADER
+
+
+def test_refuses_a_folder_holding_files_it_did_not_create(tmp_path):
+    """The user's data set (VinDr layout: train.csv, train/*.dicom) is never written into."""
+    user = tmp_path / "vindr"
+    (user / "train").mkdir(parents=True)
+    (user / "train.csv").write_text("image_id,class_name\nabc,No finding\n")
+    (user / "train" / "abc.dicom").write_bytes(b"\x01\x02user data")
+    before = {p: p.read_bytes() for p in user.rglob("*") if p.is_file()}
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match=r"refusing to generate synthetic data into .*vindr.*train, train\.csv"):
+            generate_shortcut_cxr(user, overwrite=overwrite, **dict(SMALL, image_size=32))
+    assert {p: p.read_bytes() for p in user.rglob("*") if p.is_file()} == before, "nothing written or removed"
+    # a folder of the user's with a manifest.json of its own is no generator's folder either
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"kind": "mine"}')
+    with pytest.raises(ValueError, match="refusing to generate"):
+        generate_shortcut_cxr(other, **dict(SMALL, image_size=32))
+
+
+def test_generates_into_new_empty_or_own_folder(tmp_path):
+    kw = dict(SMALL, image_size=32)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    root = generate_shortcut_cxr(empty, **kw)
+    assert (root / ".monai_explain_synthetic").read_text() == "shortcut_cxr\n"
+    # its own folder: an interrupted generation (marker, no manifest yet) is regenerated, not refused
+    (root / "manifest.json").unlink()
+    generate_shortcut_cxr(root, **kw)
+    assert (root / "manifest.json").is_file()
+    # a set generated before the marker existed (manifest of a generator, no marker) is still its own
+    (root / ".monai_explain_synthetic").unlink()
+    generate_shortcut_cxr(root, overwrite=True, **dict(kw, seed=5))
+    assert json.loads((root / "manifest.json").read_text())["parameters"]["seed"] == 5
