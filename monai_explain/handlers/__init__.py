@@ -18,11 +18,22 @@ from .lambda_schedules import ConstantLambda, LambdaSchedule, LinearWarmupLambda
 from .mlflow_tracking import ResilientMLFlowHandler
 from .overlay import SaliencyOverlayHandler, save_overlay_grid
 from .saliency_output import SaliencyOutputHandler
+from .threshold import (
+    DEFAULT_DECISION_THRESHOLD,
+    DecisionThreshold,
+    ThresholdRule,
+    apply_threshold,
+    choose_threshold,
+    decision_metrics,
+    load_decision_threshold,
+)
 
 __all__ = [
+    "DEFAULT_DECISION_THRESHOLD",
     "LAST_CHECKPOINT_PREFIX",
     "ChanceLevelHandler",
     "ConstantLambda",
+    "DecisionThreshold",
     "EpochSeedHandler",
     "ExplanationLossHandler",
     "FaithfulnessHandler",
@@ -36,10 +47,15 @@ __all__ = [
     "SaliencyOverlayHandler",
     "SaliencyPrecisionHandler",
     "StepLambda",
+    "ThresholdRule",
+    "apply_threshold",
     "attach_checkpointing",
+    "choose_threshold",
+    "decision_metrics",
     "default_saliency_target",
     "find_last_checkpoint",
     "get_lambda_schedule",
+    "load_decision_threshold",
     "loss_terms",
     "save_overlay_grid",
 ]
