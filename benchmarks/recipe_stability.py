@@ -164,8 +164,10 @@ def _swing(values: list[float]) -> tuple[float, float]:
 def summarize(out: Path) -> str:
     """A markdown table, one row per variant, from the ``out/*.json`` records."""
     rows = [
-        "| variant | wall s | final AUC | min AUC (ep>=3) | acc@0.5 final / min (ep>=3) | max drop acc@0.5 | "
-        "sd acc@0.5 (2nd half) | bacc@Youden final / min (ep>=3) | max drop bacc@Youden | threshold range (ep>=3) |",
+        (
+            "| variant | wall s | final AUC | min AUC (ep>=3) | acc@0.5 final / min (ep>=3) | max drop acc@0.5 | "
+            "sd acc@0.5 (2nd half) | bacc@Youden final / min (ep>=3) | max drop bacc@Youden | threshold range (ep>=3) |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted(out.glob("*.json")):
@@ -210,7 +212,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=None, help="network input size (default: the bundle's)")
-    parser.add_argument("--bundle", type=Path, default=BUNDLE, help="bundle folder (a copy keeps runs independent of edits)")
+    parser.add_argument(
+        "--bundle", type=Path, default=BUNDLE, help="bundle folder (a copy keeps runs independent of edits)"
+    )
     parser.add_argument("--summarize", type=Path, default=None, help="print the table of a finished --out folder")
     args = parser.parse_args()
     if args.summarize is not None:

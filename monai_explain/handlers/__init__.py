@@ -11,6 +11,7 @@ from .alignment_metrics import (
     SaliencyPrecisionHandler,
 )
 from .checkpointing import LAST_CHECKPOINT_PREFIX, attach_checkpointing, find_last_checkpoint
+from .confounder import ConfounderRelianceHandler
 from .epoch_seed import EpochSeedHandler
 from .explanation_loss import ExplanationLossHandler, default_saliency_target, loss_terms
 from .faithfulness import FaithfulnessHandler
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_DECISION_THRESHOLD",
     "LAST_CHECKPOINT_PREFIX",
     "ChanceLevelHandler",
+    "ConfounderRelianceHandler",
     "ConstantLambda",
     "DecisionThreshold",
     "EpochSeedHandler",

@@ -233,7 +233,9 @@ def load_decision_threshold(
     if t.numel() == 1:
         t = t.expand(int(num_classes)).clone()
     if t.numel() != int(num_classes) or not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name}: saved threshold {t.tolist()} does not give one finite value for {num_classes} classes.")
+        raise ValueError(
+            f"{name}: saved threshold {t.tolist()} does not give one finite value for {num_classes} classes."
+        )
     logger.info(f"{name}: decision threshold {[round(v, 4) for v in t.tolist()]} (chosen on the validation split).")
     return t
 
@@ -342,7 +344,9 @@ class DecisionThreshold:
         elif self.threshold.numel() == 1 and num_classes > 1:
             self.threshold = self.threshold.expand(num_classes).clone()
         if self.threshold.numel() != num_classes:
-            raise ValueError(f"DecisionThreshold holds {self.threshold.numel()} thresholds, predictions have {num_classes} classes.")
+            raise ValueError(
+                f"DecisionThreshold holds {self.threshold.numel()} thresholds, predictions have {num_classes} classes."
+            )
         if self.rule is None:
             return self.threshold
         new = self.threshold.clone()
