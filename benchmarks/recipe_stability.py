@@ -216,7 +216,9 @@ def main() -> None:
         "--bundle", type=Path, default=BUNDLE, help="bundle folder (a copy keeps runs independent of edits)"
     )
     parser.add_argument("--summarize", type=Path, default=None, help="print the table of a finished --out folder")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (1: no oversubscription)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.summarize is not None:
         print(summarize(args.summarize))
         print()

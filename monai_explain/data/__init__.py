@@ -41,12 +41,14 @@ from .adapters import (
     decode_coco_rle_counts,
     get_adapter,
 )
+from .confounders import CONFOUNDER_FILE, attach_confounder_boxes, read_confounder_boxes
 from .datalist import assign_splits, build_datalist, positive_indices, select_classes
 from .dicom import CXRDicomReader, Monochrome1Range
 from .split import split_data_list
 
 __all__ = [
     "ADAPTERS",
+    "CONFOUNDER_FILE",
     "CHEXLOCALIZE_CLASSES",
     "LUNA16_CLASSES",
     "MS_CXR_CLASSES",
@@ -77,11 +79,13 @@ __all__ = [
     "VinDrCXRAdapter",
     "WorldSpace",
     "assign_splits",
+    "attach_confounder_boxes",
     "build_datalist",
     "check_relative_path",
     "decode_coco_rle_counts",
     "get_adapter",
     "positive_indices",
+    "read_confounder_boxes",
     "select_classes",
     "split_data_list",
     "synthetic",

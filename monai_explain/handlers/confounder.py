@@ -27,7 +27,7 @@ class ConfounderRelianceHandler(IgniteMetricHandler):
     flipped decisions, for a MONAI evaluator.
 
     The metric value (under the attached name, e.g. ``"confounder_change"``) is the mean absolute change; the flip
-    rate goes to ``engine.state.metrics["<name>_flip_rate"]``. Per-image values of both go to
+    rate goes to ``engine.state.metrics[flip_rate_name]`` (default ``"<name>_flip_rate"``). Per-image values of both go to
     ``engine.state.metric_details`` (for ``MetricsSaver`` and the per-image table). Images without a region are
     NaN and left out.
 
@@ -47,6 +47,7 @@ class ConfounderRelianceHandler(IgniteMetricHandler):
         image_key: key of the network input in the engine output.
         reduction: a :class:`monai.utils.MetricReduction` value.
         output_transform: callable giving ``(images, region)`` from ``engine.state.output``.
+        flip_rate_name: metric name of the flip rate; default ``"<name>_flip_rate"``.
         save_details: save the per-image values to ``engine.state.metric_details``.
 
     See also:
@@ -65,6 +66,7 @@ class ConfounderRelianceHandler(IgniteMetricHandler):
         image_key: str = "image",
         reduction: MetricReduction | str = MetricReduction.MEAN,
         output_transform: Callable | None = None,
+        flip_rate_name: str | None = None,
         save_details: bool = True,
     ) -> None:
         metric_fn = ConfounderReliance(
@@ -72,6 +74,7 @@ class ConfounderRelianceHandler(IgniteMetricHandler):
             reduction=reduction,
         )  # fmt: skip
         self.region_key = region_key
+        self.flip_rate_name = flip_rate_name
         transform = output_transform or from_engine([image_key, region_key])
         super().__init__(metric_fn=metric_fn, output_transform=transform, save_details=save_details)
 

@@ -16,6 +16,8 @@ Layout written under ``root``::
     splits.json              {image_id: "train" | "val" | "test" | "test_shifted"}
     images.csv               per-image truth: split, label, marker, photometric, marker box
     truth_boxes.csv          tight (un-jittered) lesion and marker boxes
+    confounder_boxes.csv     the marker box of each marked image: image_id,x_min,y_min,x_max,y_max (the data
+                             list's "confounder_boxes", see monai_explain.data.confounders)
     manifest.json            generator, version, parameters, counts (written last)
 """
 
@@ -254,7 +256,7 @@ def generate_shortcut_cxr(
     root = Path(root)
     splits_path = root / "splits.json"
     listed = read_listing(splits_path, overwrite)
-    fixed = ["train.csv", "splits.json", "images.csv", "truth_boxes.csv"]
+    fixed = ["train.csv", "splits.json", "images.csv", "truth_boxes.csv", "confounder_boxes.csv"]
     if is_generated(root, _KIND, SHORTCUT_CXR_VERSION, params, fixed + [f"train/{i}.dicom" for i in listed], overwrite):
         logger.info("shortcut CXR set already in %s (%d images): generation skipped.", root, len(listed))
         return root
@@ -264,6 +266,7 @@ def generate_shortcut_cxr(
     (root / "manifest.json").unlink(missing_ok=True)  # an interrupted run must not look complete
     box_rows: list[list[str]] = []
     truth_rows: list[list[str]] = []
+    confounder_rows: list[list[str]] = []
     image_rows: list[list[str]] = []
     splits: dict[str, str] = {}
     counts: dict[str, dict[str, int]] = {}
@@ -333,6 +336,7 @@ def generate_shortcut_cxr(
             if ph.marker_box is not None:
                 mbox = [str(v) for v in ph.marker_box]
                 truth_rows.append([image_id, "marker", *mbox])
+                confounder_rows.append([image_id, *mbox])
             image_rows.append(
                 [image_id, split, str(int(labels[i])), str(int(markers[i])), ph.marker_letter or "", photometric,
                  str(n_les), *mbox]
@@ -349,6 +353,7 @@ def generate_shortcut_cxr(
         image_rows,
     )  # fmt: skip
     write_csv(root / "truth_boxes.csv", ("image_id", "object", "x_min", "y_min", "x_max", "y_max"), truth_rows)
+    write_csv(root / "confounder_boxes.csv", ("image_id", "x_min", "y_min", "x_max", "y_max"), confounder_rows)
     splits_path.write_text(json.dumps(splits, indent=1) + "\n")
     write_manifest(root, _KIND, SHORTCUT_CXR_VERSION, params, counts)
     logger.info(
@@ -356,7 +361,6 @@ def generate_shortcut_cxr(
         len(splits), root, time.perf_counter() - start, counts,
     )  # fmt: skip
     return root
-
 
 
 def load_splits(root: str | os.PathLike) -> dict[str, str]:
