@@ -248,3 +248,4 @@ def generate_synthetic_ct(
         "wrote %d synthetic CT volumes to %s in %.1f s: %s", len(splits), root, time.perf_counter() - start, counts
     )
     return root
+

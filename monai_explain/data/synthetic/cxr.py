@@ -363,6 +363,7 @@ def generate_shortcut_cxr(
     return root
 
 
+
 def load_splits(root: str | os.PathLike) -> dict[str, str]:
     """Read ``<root>/splits.json``: ``{image_id: split}``.
 
