@@ -41,6 +41,7 @@ _WARMUP = "$torch.optim.lr_scheduler.LambdaLR(@optimizer, lambda it, w=len(@trai
 #: name -> config overrides (on top of the common ones) and, optionally, an iteration-level LR scheduler expression.
 VARIANTS: dict[str, dict] = {
     "default": {},
+    "default_rerun": {},  # the same recipe again: run-to-run noise at one seed (same seed, CPU nondeterminism)
     "lambda0": {"lambda": 0.0},
     "lr5e-4": {"learning_rate": 5e-4},
     "lr1e-3": {"learning_rate": 1e-3},
@@ -66,6 +67,30 @@ def _probabilities(engine) -> tuple[np.ndarray, np.ndarray]:
     p = np.stack([np.asarray(torch.as_tensor(o["pred"]).detach().cpu()) for o in out])
     y = np.stack([np.asarray(torch.as_tensor(o["label"]).detach().cpu()) for o in out])
     return p.reshape(len(p), -1), y.reshape(len(y), -1)
+
+
+def _recalibrated_bn_probabilities(net, fresh, train_loader, val_loader, device) -> np.ndarray:
+    """Validation probabilities of a copy of ``net`` whose BatchNorm statistics are re-estimated on the training set.
+
+    Each BatchNorm layer's running mean / variance is reset and recomputed as a plain average over one pass of the
+    training images (``momentum=None``) with the current weights. If accuracy at 0.5 is stable with these
+    statistics but not with the running ones, the swings come from running statistics lagging behind the weights.
+    """
+    clone = fresh.to(device)  # a new instance: the trained one holds saliency hooks' tensors (no deepcopy)
+    clone.load_state_dict(net.state_dict())
+    bns = [m for m in clone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return np.zeros((0, 1))
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    clone.train()
+    with torch.no_grad():
+        for batch in train_loader:
+            clone(batch["image"].to(device))
+        clone.eval()
+        out = [torch.sigmoid(clone(batch["image"].to(device))).cpu() for batch in val_loader]
+    return torch.cat(out).numpy().reshape(-1, 1)
 
 
 def run_variant(
@@ -118,8 +143,15 @@ def run_variant(
         probs.append(p)
         labels.append(y)
 
+    network = wf.parser.get_parsed_content("network")
+    device = wf.parser.get_parsed_content("device")
+    train_loader = torch.utils.data.DataLoader(wf.parser.get_parsed_content("train#dataset"), batch_size=16)
+    val_loader = wf.parser.get_parsed_content("validate#dataloader")
+
     def _epoch(engine):
         p, y = np.concatenate(probs), np.concatenate(labels)
+        fresh = wf.parser.get_parsed_content("network_def", lazy=False)
+        p_bn = _recalibrated_bn_probabilities(network, fresh, train_loader, val_loader, device)
         probs.clear()
         labels.clear()
         t = choose_threshold(p[:, 0], y[:, 0], "youden")
@@ -139,6 +171,15 @@ def run_variant(
             "mean_p_pos": float(p[y[:, 0] == 1, 0].mean()),
             "median_logit": float(np.median(logit)),
         })  # fmt: skip
+        if len(p_bn) == len(p):  # the same model with BatchNorm statistics re-estimated (see above)
+            t_bn = choose_threshold(p_bn[:, 0], y[:, 0], "youden")
+            records[-1].update(
+                auc_bn=float(roc_auc_score(y[:, 0], p_bn[:, 0])),
+                acc_05_bn=float(decision_metrics(torch.from_numpy(p_bn), torch.from_numpy(y), 0.5)["accuracy"][0]),
+                threshold_bn=None if t_bn is None else float(t_bn),
+                mean_p_neg_bn=float(p_bn[y[:, 0] == 0, 0].mean()),
+                mean_p_pos_bn=float(p_bn[y[:, 0] == 1, 0].mean()),
+            )
 
     evaluator.add_event_handler(Events.ITERATION_COMPLETED, _collect)
     evaluator.add_event_handler(Events.EPOCH_COMPLETED, _epoch)
@@ -200,6 +241,12 @@ def curves(out: Path) -> str:
             lines.append(
                 f"  ep {e['epoch']:2d} lr {e['lr']:.2e} auc {e['auc']:.3f} acc@0.5 {e['acc_05']:.2f} "
                 f"bacc@t {e['bacc_t']:.2f} t {thr} p_neg {e['mean_p_neg']:.3f} p_pos {e['mean_p_pos']:.3f}"
+                + (
+                    f" | BN re-estimated: auc {e['auc_bn']:.3f} acc@0.5 {e['acc_05_bn']:.2f} "
+                    f"p_neg {e['mean_p_neg_bn']:.3f} p_pos {e['mean_p_pos_bn']:.3f}"
+                    if "auc_bn" in e
+                    else ""
+                )
             )
     return "\n".join(lines)
 

@@ -100,14 +100,13 @@ class ConfounderRelianceHandler(IgniteMetricHandler):
         engine, name = self._engine, self._name
         if engine is None or name is None:
             raise RuntimeError("please call attach() to connect the engine first.")
+        flip_name = self.flip_rate_name or f"{name}_flip_rate"
         flip = flip_rate.squeeze() if isinstance(flip_rate, torch.Tensor) else flip_rate
-        engine.state.metrics[f"{name}_flip_rate"] = (
-            flip.item() if isinstance(flip, torch.Tensor) and flip.ndim == 0 else flip
-        )
+        engine.state.metrics[flip_name] = flip.item() if isinstance(flip, torch.Tensor) and flip.ndim == 0 else flip
         if self.save_details:
             buffers = self.metric_fn.get_buffer()
             engine.state.metric_details[name] = buffers[0]
-            engine.state.metric_details[f"{name}_flip_rate"] = buffers[1]
+            engine.state.metric_details[flip_name] = buffers[1]
         if isinstance(change, torch.Tensor):
             change = change.squeeze()
             if change.ndim == 0:

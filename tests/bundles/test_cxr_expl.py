@@ -90,8 +90,11 @@ def test_evaluate_config_scores_checkpoint_on_test_split(tmp_path, tiny_dataset,
     with open(out / "predictions.csv") as f:
         probs = [float(r[1]) for r in csv.reader(f)]
     assert len(probs) == 8, "one prediction per test_shifted image"
-    with open(tmp_path / "eval" / "test_shifted" / "metrics.csv") as f:
-        assert "balanced_accuracy" in {row[0] for row in csv.reader(f)}
+    assert 0.0 <= metrics["balanced_accuracy"] <= 1.0
+    # the synthetic data list has the marker boxes: the confounder reliance is logged, per image too
+    assert 0.0 <= metrics["confounder_change"] <= 1.0 and 0.0 <= metrics["confounder_flip_rate"] <= 1.0
+    with open(out / "confounder_change_raw.csv") as f:
+        assert len(list(csv.reader(f))) == 9, "header + one row per image (NaN for the unmarked ones)"
     _, runs = _mlflow_runs(tmp_path)
     assert {r.info.run_name for r in runs} == {"energy_lambda3.0_seed0", "energy_lambda3.0_seed0_test_shifted"}
 

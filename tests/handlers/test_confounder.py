@@ -73,3 +73,18 @@ def test_handler_names_missing_region_key():
     )
     with pytest.raises(Exception, match="confounder_mask"):
         evaluator.run()
+
+
+def test_flip_rate_name():
+    net = SumNet()
+    evaluator = SupervisedEvaluator(
+        device=torch.device("cpu"),
+        val_data_loader=DataLoader(Dataset(_data()), batch_size=3),
+        network=net,
+        key_val_metric={"reliance": ConfounderRelianceHandler(net, fill="constant", flip_rate_name="flips")},
+    )
+    evaluator.run()
+    # constant 0: A's sum 7 -> 3 (sigmoid(2) -> sigmoid(-2), flipped); C's sum 8 -> 6 (sigmoid(3) -> sigmoid(1))
+    assert evaluator.state.metrics["flips"] == 0.5 and "reliance_flip_rate" not in evaluator.state.metrics
+    expected = ((_sigmoid(2) - _sigmoid(-2)) + (_sigmoid(3) - _sigmoid(1))) / 2
+    assert evaluator.state.metrics["reliance"] == pytest.approx(expected, abs=1e-6)
