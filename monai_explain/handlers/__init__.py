@@ -10,6 +10,7 @@ from .alignment_metrics import (
     SaliencyIoUHandler,
     SaliencyPrecisionHandler,
 )
+from .batchnorm_recalibration import BatchNormRecalibration, recalibrate_batchnorm
 from .checkpointing import LAST_CHECKPOINT_PREFIX, attach_checkpointing, find_last_checkpoint
 from .confounder import ConfounderRelianceHandler
 from .epoch_seed import EpochSeedHandler
@@ -32,6 +33,7 @@ from .threshold import (
 __all__ = [
     "DEFAULT_DECISION_THRESHOLD",
     "LAST_CHECKPOINT_PREFIX",
+    "BatchNormRecalibration",
     "ChanceLevelHandler",
     "ConfounderRelianceHandler",
     "ConstantLambda",
@@ -59,5 +61,6 @@ __all__ = [
     "get_lambda_schedule",
     "load_decision_threshold",
     "loss_terms",
+    "recalibrate_batchnorm",
     "save_overlay_grid",
 ]

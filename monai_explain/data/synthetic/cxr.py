@@ -213,7 +213,7 @@ def generate_shortcut_cxr(
         >>> root = generate_shortcut_cxr("/tmp/shortcut_cxr", n_train=8, n_val=4, n_test=4, n_test_shifted=4,
         ...                              image_size=64)
         >>> sorted(p.name for p in root.iterdir())[:3]
-        ['images.csv', 'manifest.json', 'splits.json']
+        ['confounder_boxes.csv', 'images.csv', 'manifest.json']
 
         In a bundle config (``imports``: ``["$import monai_explain", "$import monai_explain.data.synthetic"]``):
         ``"dataset_dir": "$monai_explain.data.synthetic.generate_shortcut_cxr(@data_root)"``.
