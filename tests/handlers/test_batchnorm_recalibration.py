@@ -56,7 +56,9 @@ def test_handler_runs_at_epoch_end_before_later_handlers():
     handler.attach(engine)
     handler.attach(engine)
     seen = []
-    engine.add_event_handler("epoch_completed", lambda e: seen.append((e.state.epoch, net[0].running_mean.clone())))
+    engine.add_event_handler(
+        Events.EPOCH_COMPLETED, lambda e: seen.append((e.state.epoch, net[0].running_mean.clone()))
+    )
     engine.run([0], max_epochs=2)
     assert torch.equal(seen[0][1], torch.zeros(2)), "epoch 1: interval 2, nothing yet"
     assert torch.allclose(seen[1][1], x.mean(0), atol=1e-6), "epoch 2: re-estimated before the next handler"
