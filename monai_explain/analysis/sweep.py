@@ -232,7 +232,7 @@ def saliency_gallery(
         p.update(_overrides(setting, out / "runs" / setting.name, out, base))
         net = p.get_parsed_content("network_def")
         state = torch.load(out / "runs" / setting.name / "models" / "model.pt", map_location="cpu", weights_only=True)
-        net.load_state_dict(state["model"] if "model" in state else state)  # model.pt: {"model", "threshold"}
+        net.load_state_dict(state.get("model", state))  # model.pt: {"model", "threshold"}
         method = get_saliency_method(p["saliency"], net, **p.get_parsed_content("saliency_kwargs"))
         with eval_mode(net), torch.enable_grad():
             s, _ = method(images, 0)

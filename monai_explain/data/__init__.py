@@ -48,8 +48,8 @@ from .split import split_data_list
 
 __all__ = [
     "ADAPTERS",
-    "CONFOUNDER_FILE",
     "CHEXLOCALIZE_CLASSES",
+    "CONFOUNDER_FILE",
     "LUNA16_CLASSES",
     "MS_CXR_CLASSES",
     "NIH_CHESTXRAY14_BOX_CLASSES",
