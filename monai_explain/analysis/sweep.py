@@ -110,9 +110,7 @@ def per_image_table(eval_dirs: Mapping[str, Path], labels: Mapping[str, float], 
     for split, folder in eval_dirs.items():
         with open(folder / "predictions.csv") as f:
             preds = {r[0]: float(r[1]) for r in csv.reader(f) if r}
-        raw = {
-            k: _read_raw(folder, k) for k in ("saliency_coverage", "saliency_precision", "chance_level", "deletion_auc")
-        }
+        raw = {k: _read_raw(folder, k) for k in ("saliency_coverage", "saliency_precision", "chance_level", "deletion_auc")}
         suffix = SPLITS[split]
         for image_id, prob in preds.items():
             row = {"image_id": image_id, f"correct{suffix}": int((prob > 0.5) == (labels[image_id] > 0.5))}
@@ -201,9 +199,7 @@ def run_setting(bundle: Path, setting: SweepSetting, out: Path, base: Mapping[st
                 pointing_game=m["pointing_game"],
             )
     metrics["train_time"] = train_time
-    run_id = _log_to_mlflow(
-        out, overrides["experiment_name"], setting.name, {f"test_{k}": v for k, v in metrics.items()}
-    )
+    run_id = _log_to_mlflow(out, overrides["experiment_name"], setting.name, {f"test_{k}": v for k, v in metrics.items()})
     per_image = per_image_table(eval_dirs, labels, run_dir / "per_image.csv")
     record = {**setting, "run_id": run_id or setting.name, "run_name": setting.name, **metrics,
               "per_image_csv": str(per_image)}  # fmt: skip

@@ -74,10 +74,7 @@ def select_classes(data: Sequence[dict], all_classes: Sequence[str], keep: Seque
 
 
 def assign_splits(
-    data: Sequence[dict],
-    split_file: str | os.PathLike | None = None,
-    ratios: Sequence[float] = (0.8, 0.1, 0.1),
-    seed: int = 0,
+    data: Sequence[dict], split_file: str | os.PathLike | None = None, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
 ) -> dict[str, list[dict]]:
     """Group records by split: from ``split_file`` (JSON ``{id: split}``), a ``"split"`` field, or ``ratios``.
 
