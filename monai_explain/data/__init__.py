@@ -43,6 +43,7 @@ from .adapters import (
     decode_coco_rle_counts,
     get_adapter,
 )
+from .confounders import CONFOUNDER_FILE, attach_confounder_boxes, read_confounder_boxes
 from .datalist import assign_splits, build_datalist, positive_indices, select_classes
 from .dicom import CXRDicomReader, Monochrome1Range
 from .split import split_data_list
@@ -50,6 +51,7 @@ from .split import split_data_list
 __all__ = [
     "ADAPTERS",
     "CHEXLOCALIZE_CLASSES",
+    "CONFOUNDER_FILE",
     "LUNA16_CLASSES",
     "MS_CXR_CLASSES",
     "NIH_CHESTXRAY14_BOX_CLASSES",
@@ -82,11 +84,13 @@ __all__ = [
     "VinDrCXRAdapter",
     "WorldSpace",
     "assign_splits",
+    "attach_confounder_boxes",
     "build_datalist",
     "check_relative_path",
     "decode_coco_rle_counts",
     "get_adapter",
     "positive_indices",
+    "read_confounder_boxes",
     "select_classes",
     "split_data_list",
 ]

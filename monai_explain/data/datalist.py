@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .adapters import get_adapter
+from .confounders import attach_confounder_boxes, default_confounder_file, read_confounder_boxes
 from .split import split_data_list
 
 __all__ = ["assign_splits", "build_datalist", "positive_indices", "select_classes"]
@@ -132,6 +133,7 @@ def build_datalist(
     seed: int = 0,
     limit: int | None = None,
     adapter_kwargs: dict[str, Any] | None = None,
+    confounder_file: str | os.PathLike | None = None,
 ) -> list[dict]:
     """The data list of one split of a dataset, ready for ``LoadImaged`` + the annotation-to-mask transforms.
 
@@ -147,6 +149,9 @@ def build_datalist(
         seed: seed of the ratio split.
         limit: keep at most this many records (the first ones, after the split), e.g. for smoke tests.
         adapter_kwargs: passed to the adapter.
+        confounder_file: CSV of confounder boxes (see :mod:`monai_explain.data.confounders`); default
+            ``<dataset_dir>/confounder_boxes.csv`` when it exists. Its boxes become each record's
+            ``"confounder_boxes"`` (empty for images without a row); without a file the key is absent.
 
     Raises:
         ValueError: an unknown split, or an empty split.
@@ -167,6 +172,10 @@ def build_datalist(
         part = part[: int(limit)]
     if not part:
         raise ValueError(f"split {split!r} of {dataset_dir} is empty.")
+    if confounder_file is None:
+        confounder_file = default_confounder_file(dataset_dir)
+    if confounder_file is not None:
+        part = attach_confounder_boxes(part, read_confounder_boxes(confounder_file), source=str(confounder_file))
     logger.info(f"{adapter} {split}: {len(part)} images, {sum(int(np.any(r['label'])) for r in part)} positive.")
     return part
 

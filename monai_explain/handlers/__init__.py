@@ -10,6 +10,7 @@ from .alignment_metrics import (
     SaliencyIoUHandler,
     SaliencyPrecisionHandler,
 )
+from .batchnorm_recalibration import BatchNormRecalibration, recalibrate_batchnorm
 from .best_metric import NaNSafeBestMetric, nan_safe_metric_cmp
 from .checkpointing import (
     LAST_CHECKPOINT_PREFIX,
@@ -19,6 +20,7 @@ from .checkpointing import (
     attach_checkpointing,
     find_last_checkpoint,
 )
+from .confounder import ConfounderRelianceHandler
 from .epoch_seed import EpochSeedHandler
 from .explanation_loss import ExplanationLossHandler, default_saliency_target, loss_terms
 from .faithfulness import FaithfulnessHandler
@@ -30,16 +32,29 @@ from .overlay import SaliencyOverlayHandler, save_overlay_grid
 from .per_image_results import PER_IMAGE_COLUMNS, PER_IMAGE_FILE, PerImageResultsWriter, resolve_threshold
 from .progress import ProgressBarHandler
 from .saliency_output import SaliencyOutputHandler
+from .threshold import (
+    DEFAULT_DECISION_THRESHOLD,
+    DecisionThreshold,
+    ThresholdRule,
+    apply_threshold,
+    choose_threshold,
+    decision_metrics,
+    load_decision_threshold,
+)
 
 __all__ = [
+    "DEFAULT_DECISION_THRESHOLD",
     "EXPERIMENT_KIND",
     "EXPERIMENT_KIND_TAG",
     "LAST_CHECKPOINT_PREFIX",
     "PER_IMAGE_COLUMNS",
     "PER_IMAGE_FILE",
+    "BatchNormRecalibration",
     "BestModelSaver",
     "ChanceLevelHandler",
+    "ConfounderRelianceHandler",
     "ConstantLambda",
+    "DecisionThreshold",
     "EpochSeedHandler",
     "ExplanationLossHandler",
     "FaithfulnessHandler",
@@ -60,12 +75,18 @@ __all__ = [
     "SaliencyOverlayHandler",
     "SaliencyPrecisionHandler",
     "StepLambda",
+    "ThresholdRule",
+    "apply_threshold",
     "attach_checkpointing",
+    "choose_threshold",
+    "decision_metrics",
     "default_saliency_target",
     "find_last_checkpoint",
     "get_lambda_schedule",
+    "load_decision_threshold",
     "loss_terms",
     "nan_safe_metric_cmp",
+    "recalibrate_batchnorm",
     "resolve_threshold",
     "save_overlay_grid",
     "training_run_id",

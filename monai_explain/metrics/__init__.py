@@ -19,6 +19,7 @@ from .binarize import (
     otsu_threshold,
 )
 from .chance import ChanceLevel, compute_chance_level
+from .confounder import ConfounderReliance, FillMode, compute_confounder_reliance, fill_region, region_mask
 from .coverage import (
     DEFAULT_INSTANCE_THRESHOLD,
     SaliencyCoverage,
@@ -45,8 +46,10 @@ __all__ = [
     "DEFAULT_TOPK_FRACTION",
     "BinarizeMethod",
     "ChanceLevel",
+    "ConfounderReliance",
     "DeletionAUC",
     "EmptyPrediction",
+    "FillMode",
     "InsertionAUC",
     "PointingGame",
     "PrecisionMode",
@@ -58,6 +61,7 @@ __all__ = [
     "binarize_saliency",
     "compute_alignment_metrics",
     "compute_chance_level",
+    "compute_confounder_reliance",
     "compute_deletion_auc",
     "compute_insertion_auc",
     "compute_instance_coverage",
@@ -66,8 +70,10 @@ __all__ = [
     "compute_saliency_coverage",
     "compute_saliency_iou",
     "compute_saliency_precision",
+    "fill_region",
     "fill_regions",
     "instance_masks",
     "otsu_threshold",
     "prepare_saliency_and_mask",
+    "region_mask",
 ]

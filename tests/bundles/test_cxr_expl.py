@@ -42,6 +42,9 @@ def test_train_config_properties_outputs_and_mlflow(tmp_path, tiny_dataset, no_t
     wf.finalize()
 
     assert (tmp_path / "models" / "model.pt").is_file(), "best checkpoint by val_auc"
+    best = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    assert set(best) == {"model", "threshold"}, "the decision threshold is saved with the best model"
+    assert best["threshold"]["threshold"].shape == (1,) and 0.0 < float(best["threshold"]["threshold"]) < 1.0
     last = list((tmp_path / "models").glob("last_checkpoint_epoch=*.pt"))
     assert [p.name for p in last] == ["last_checkpoint_epoch=1.pt"]
     state = torch.load(last[0], weights_only=True)
@@ -58,6 +61,8 @@ def test_train_config_properties_outputs_and_mlflow(tmp_path, tiny_dataset, no_t
     assert params["seed"] == "0" and "class_layers.relu" in params["saliency_kwargs"]
     for key in ("val_auc", "val_accuracy", "val_saliency_precision", "val_saliency_coverage", "val_chance_level"):
         assert key in run.data.metrics, key
+    assert run.data.metrics["val_threshold"] == pytest.approx(float(best["threshold"]["threshold"]), abs=1e-6)
+    assert 0.5 <= run.data.metrics["val_balanced_accuracy"] <= 1.0, "at the Youden threshold, on the split it chose"
     assert 0.0 < run.data.metrics["val_chance_level"] < 0.2
     for key in ("loss", "task_loss", "expl_loss", "lambda"):
         assert key in run.data.metrics, key
@@ -103,8 +108,17 @@ def test_evaluate_config_scores_checkpoint_on_test_split(tmp_path, tiny_dataset,
         metrics = {row[0]: float(row[1]) for row in csv.reader(f)}
     for key in ("auc", "accuracy", "saliency_precision", "saliency_coverage", "chance_level", "deletion_auc"):
         assert key in metrics, key
+    saved = torch.load(tmp_path / "models" / "model.pt", weights_only=True)["threshold"]["threshold"]
+    assert metrics["threshold"] == pytest.approx(float(saved), abs=1e-6), "scored at the saved threshold"
     with open(out / "predictions.csv") as f:
-        assert len(list(csv.reader(f))) == 8, "one prediction per test_shifted image"
+        probs = [float(r[1]) for r in csv.reader(f)]
+    assert len(probs) == 8, "one prediction per test_shifted image"
+    assert 0.0 <= metrics["balanced_accuracy"] <= 1.0
+    # the synthetic data list has the marker boxes: the confounder reliance is logged, per image too
+    assert 0.0 <= metrics["confounder_change"] <= 1.0 and 0.0 <= metrics["confounder_flip_rate"] <= 1.0
+    with open(out / "per_image.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 8 and "confounder_change" in table[0], "one row per image with its confounder reliance"
     # the evaluation is logged into the training run (its id read from the last checkpoint), split-prefixed
     client, runs = _mlflow_runs(tmp_path)
     assert [r.info.run_name for r in runs] == ["energy_lambda3.0_seed0"]
@@ -176,6 +190,10 @@ def test_inference_config_writes_predictions_and_saliency_maps(tmp_path, tiny_da
     with open(out / "predictions.csv") as f:
         rows = list(csv.reader(f))
     assert len(rows) == 8 and all(0.0 <= float(r[1]) <= 1.0 for r in rows)
+    threshold = float(torch.load(tmp_path / "models" / "model.pt", weights_only=True)["threshold"]["threshold"])
+    with open(out / "decisions.csv") as f:
+        decisions = {r[0]: float(r[1]) for r in csv.reader(f)}
+    assert decisions == {r[0]: float(float(r[1]) >= threshold) for r in rows}, "decisions at the saved threshold"
     maps = sorted(out.glob("*_saliency.nii.gz"))
     assert [p.name.split("_saliency")[0] for p in maps] == sorted(r[0] for r in rows)
     img = nib.load(str(maps[0]))

@@ -8,6 +8,8 @@ Layout written under ``root``::
     splits.json                       {seriesuid: "train" | "val" | "test" | "test_shifted"}
     volumes.csv                       per-volume truth: split, label, marker, marker voxel box
     truth_nodules.csv                 nodule centres as continuous voxel indices [i, j, k]
+    confounder_boxes.csv              the marker's half-open voxel box (x, y, z = i, j, k) of each marked volume:
+                                      image_id,x_min,y_min,z_min,x_max,y_max,z_max (data list "confounder_boxes")
     manifest.json                     generator, version, parameters, counts (written last)
 
 Volumes without nodules (negatives) have no row in annotations.csv, as in LUNA16. ``monai.data``
@@ -177,7 +179,7 @@ def generate_synthetic_ct(
     check_generator_folder(root)
     splits_path = root / "splits.json"
     listed = read_listing(splits_path, overwrite)
-    fixed = ["annotations.csv", "splits.json", "volumes.csv", "truth_nodules.csv"]
+    fixed = ["annotations.csv", "splits.json", "volumes.csv", "truth_nodules.csv", "confounder_boxes.csv"]
     files = fixed + [f"subset0/{uid}{sfx}" for uid in listed for sfx in suffixes]
     if is_generated(root, _KIND, SYNTHETIC_CT_VERSION, params, files, overwrite):
         logger.info("synthetic CT set already in %s (%d volumes): generation skipped.", root, len(listed))
@@ -189,7 +191,7 @@ def generate_synthetic_ct(
     (root / "manifest.json").unlink(missing_ok=True)
     affine_lps = metaimage_affine(spacing, origin)
     affine_ras = lps_to_ras_affine(affine_lps)
-    ann_rows, vol_rows, truth_rows = [], [], []
+    ann_rows, vol_rows, truth_rows, confounder_rows = [], [], [], []
     splits: dict[str, str] = {}
     counts: dict[str, dict[str, int]] = {}
     for k, split in enumerate(SHORTCUT_CXR_SPLITS):
@@ -231,6 +233,8 @@ def generate_synthetic_ct(
                 ann_rows.append([uid, *(f"{c:.6f}" for c in world), f"{diam:.6f}"])
                 truth_rows.append([uid, *(f"{c:.6f}" for c in centre), f"{diam:.6f}"])
             mbox = [str(v) for v in ph.marker_box] if ph.marker_box is not None else [""] * 6
+            if ph.marker_box is not None:
+                confounder_rows.append([uid, *mbox])
             vol_rows.append([uid, split, str(int(labels[i])), str(int(markers[i])), str(n_nod), *mbox])
 
     for old in set(listed) - set(splits):
@@ -244,6 +248,11 @@ def generate_synthetic_ct(
         vol_rows,
     )  # fmt: skip
     write_csv(root / "truth_nodules.csv", ("seriesuid", "i", "j", "k", "diameter_mm"), truth_rows)
+    write_csv(
+        root / "confounder_boxes.csv",
+        ("image_id", "x_min", "y_min", "z_min", "x_max", "y_max", "z_max"),
+        confounder_rows,
+    )
     splits_path.write_text(json.dumps(splits, indent=1) + "\n")
     write_manifest(root, _KIND, SYNTHETIC_CT_VERSION, params, counts)
     logger.info(

@@ -16,6 +16,8 @@ Layout written under ``root``::
     splits.json              {image_id: "train" | "val" | "test" | "test_shifted"}
     images.csv               per-image truth: split, label, marker, photometric, marker box
     truth_boxes.csv          tight (un-jittered) lesion and marker boxes
+    confounder_boxes.csv     the marker box of each marked image: image_id,x_min,y_min,x_max,y_max (the data
+                             list's "confounder_boxes", see monai_explain.data.confounders)
     manifest.json            generator, version, parameters, counts (written last)
 """
 
@@ -218,7 +220,7 @@ def generate_shortcut_cxr(
         >>> root = generate_shortcut_cxr("/tmp/shortcut_cxr", n_train=8, n_val=4, n_test=4, n_test_shifted=4,
         ...                              image_size=64)
         >>> sorted(p.name for p in root.iterdir())[:3]
-        ['.monai_explain_synthetic', 'images.csv', 'manifest.json']
+        ['.monai_explain_synthetic', 'confounder_boxes.csv', 'images.csv']
 
         In a bundle config (``imports``: ``["$import monai_explain", "$import monai_explain.apps.synthetic"]``):
         ``"dataset_dir": "$monai_explain.apps.synthetic.generate_shortcut_cxr(@data_root)"``.
@@ -262,7 +264,7 @@ def generate_shortcut_cxr(
     check_generator_folder(root)
     splits_path = root / "splits.json"
     listed = read_listing(splits_path, overwrite)
-    fixed = ["train.csv", "splits.json", "images.csv", "truth_boxes.csv"]
+    fixed = ["train.csv", "splits.json", "images.csv", "truth_boxes.csv", "confounder_boxes.csv"]
     if is_generated(root, _KIND, SHORTCUT_CXR_VERSION, params, fixed + [f"train/{i}.dicom" for i in listed], overwrite):
         logger.info("shortcut CXR set already in %s (%d images): generation skipped.", root, len(listed))
         return root
@@ -273,6 +275,7 @@ def generate_shortcut_cxr(
     (root / "manifest.json").unlink(missing_ok=True)  # an interrupted run must not look complete
     box_rows: list[list[str]] = []
     truth_rows: list[list[str]] = []
+    confounder_rows: list[list[str]] = []
     image_rows: list[list[str]] = []
     splits: dict[str, str] = {}
     counts: dict[str, dict[str, int]] = {}
@@ -342,6 +345,7 @@ def generate_shortcut_cxr(
             if ph.marker_box is not None:
                 mbox = [str(v) for v in ph.marker_box]
                 truth_rows.append([image_id, "marker", *mbox])
+                confounder_rows.append([image_id, *mbox])
             image_rows.append(
                 [image_id, split, str(int(labels[i])), str(int(markers[i])), ph.marker_letter or "", photometric,
                  str(n_les), *mbox]
@@ -358,6 +362,7 @@ def generate_shortcut_cxr(
         image_rows,
     )  # fmt: skip
     write_csv(root / "truth_boxes.csv", ("image_id", "object", "x_min", "y_min", "x_max", "y_max"), truth_rows)
+    write_csv(root / "confounder_boxes.csv", ("image_id", "x_min", "y_min", "x_max", "y_max"), confounder_rows)
     splits_path.write_text(json.dumps(splits, indent=1) + "\n")
     write_manifest(root, _KIND, SHORTCUT_CXR_VERSION, params, counts)
     logger.info(

@@ -70,8 +70,8 @@ def test_jitter_box_noise_is_relative_to_the_box_side():
 def test_layout_and_csv_format(small_set):
     root = small_set
     assert sorted(p.name for p in root.iterdir()) == [
-        ".monai_explain_synthetic", "images.csv", "manifest.json", "splits.json", "train", "train.csv",
-        "truth_boxes.csv",
+        ".monai_explain_synthetic", "confounder_boxes.csv", "images.csv", "manifest.json", "splits.json", "train",
+        "train.csv", "truth_boxes.csv",
     ]  # fmt: skip
     lines = (root / "train.csv").read_text().splitlines()
     assert lines[0] == HEADER
