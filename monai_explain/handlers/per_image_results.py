@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from monai.utils import IgniteInfo, evenly_divisible_all_gather, min_version, optional_import, string_list_all_gather
 
+from .threshold import load_decision_threshold
+
 idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
@@ -80,9 +82,7 @@ def resolve_threshold(threshold: Any, num_classes: int, checkpoint: str | os.Pat
     if threshold is not None and hasattr(threshold, "state_dict"):
         threshold, source = threshold.state_dict().get("threshold"), type(threshold).__name__
     if threshold is None and checkpoint is not None and Path(checkpoint).is_file():
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if isinstance(ckpt, Mapping) and "threshold" in ckpt:
-            threshold, source = ckpt["threshold"], f"{checkpoint} ['threshold']"
+        threshold, source = load_decision_threshold(checkpoint, num_classes), f"{checkpoint} ['threshold']"
     if threshold is None:
         threshold, source = 0.5, "default"
     t = torch.as_tensor(threshold, dtype=torch.float64).detach().cpu().reshape(-1)

@@ -84,7 +84,7 @@ def test_train_config_properties_outputs_and_mlflow(tmp_path, tiny_dataset, no_t
     assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 1, 64, 64]
     image = np.random.default_rng(0).random((2, 1, 64, 64), dtype=np.float32)
     best = wf.parser.get_parsed_content("network_def")  # a fresh network with the best weights
-    best.load_state_dict(torch.load(tmp_path / "models" / "model.pt", weights_only=True))
+    best.load_state_dict(torch.load(tmp_path / "models" / "model.pt", weights_only=True)["model"])
     with torch.no_grad():
         expected = best.eval()(torch.from_numpy(image))
         assert torch.allclose(model(torch.from_numpy(image)), expected, atol=1e-6)

@@ -89,8 +89,14 @@ def test_bundle_root_is_the_bundle_folder_whatever_the_working_directory(bundle,
 def test_checkpoint_objects_refer_to_the_declared_handlers(bundle):
     parser = ConfigParser()
     parser.read_config(str(_configs(bundle) / "train.json"))
-    assert parser["checkpoint_objects#best_model"] == "@validate#handlers#0"
-    assert parser["validate#handlers#0#_target_"] == "monai_explain.handlers.BestModelSaver"
+    best = parser["checkpoint_objects#best_model"]
+    assert best.startswith("@validate#handlers#")
+    index = int(best.rsplit("#", 1)[1])
+    assert parser[f"validate#handlers#{index}#_target_"] == "monai_explain.handlers.BestModelSaver"
+    handlers = parser["validate#handlers"]
+    if "@validate#threshold" in handlers:  # the threshold of epoch N is chosen before model.pt of epoch N is saved
+        assert handlers.index("@validate#threshold") < index
+        assert parser[f"validate#handlers#{index}#save_dict#threshold"] == "@validate#threshold"
     assert parser["checkpoint_objects#mlflow"] == "@train#mlflow_handler"
     assert parser["train#mlflow_handler"] == "@train#handlers#0"
     assert parser["train#handlers#0#_target_"].endswith("MLFlowHandler")
