@@ -74,7 +74,7 @@ def as_bool(value: Any, key: str) -> bool:
 
 def _number(value: Any, key: str, kind: str) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (Real, str)):
-        raise ValueError(f"config value {key!r} must be {kind}, got {value!r} ({type(value).__name__}).")  # noqa: TRY004 (one error type for every bad config value)
+        raise ValueError(f"config value {key!r} must be {kind}, got {value!r} ({type(value).__name__}).")
     if isinstance(value, str):
         text = value.strip()
         try:

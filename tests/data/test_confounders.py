@@ -5,9 +5,9 @@ import csv
 import nibabel as nib
 import numpy as np
 import pytest
+from monai_explain.data.synthetic import generate_shortcut_cxr, generate_synthetic_ct
 
 from monai_explain.data import AnnotationFormatError, attach_confounder_boxes, build_datalist, read_confounder_boxes
-from monai_explain.data.synthetic import generate_shortcut_cxr, generate_synthetic_ct
 
 
 def _rows(path):

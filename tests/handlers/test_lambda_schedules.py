@@ -54,7 +54,7 @@ def test_get_lambda_schedule(spec, expected_type):
 
 
 def test_get_lambda_schedule_callable_passthrough():
-    f = lambda engine: 0.7  # noqa: E731
+    f = lambda engine: 0.7
     assert get_lambda_schedule(f) is f
 
 

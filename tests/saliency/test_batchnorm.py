@@ -268,10 +268,9 @@ def test_gradcam_patches_only_layers_after_target():
 def test_swap_undone_after_exception_in_recording():
     net = _net(2)
     method = InputGradient(net)
-    with pytest.raises(RuntimeError, match="boom"):
-        with method.recording():
-            assert method.patched_batchnorms
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), method.recording():
+        assert method.patched_batchnorms
+        raise RuntimeError("boom")
     assert all("forward" not in m.__dict__ for m in net.modules())
     assert not method.is_registered and method.patched_batchnorms == []
 
