@@ -12,6 +12,7 @@ column per per-image metric the evaluator has:
 ``threshold``  the decision threshold of that class: the checkpoint's ``"threshold"`` when present, else 0.5
 ``decision``   ``probability >= threshold``, 0/1
 ``correct``    ``decision == label``, 0/1
+``saliency_empty`` (with ``saliency_key``) 1 when the image's saliency map of that class is all zero, else 0
 ``<metric>``   every per-item value in ``engine.state.metric_details`` (alignment metrics, deletion /
                insertion AUC, confounder reliance, ...): empty where the metric was not computed for that
                (image, class), e.g. images without an annotation of the class
@@ -20,6 +21,9 @@ column per per-image metric the evaluator has:
 Metric values are attributed to classes through ``output["saliency_class"]`` (the class each saliency channel
 explains, written by :class:`~monai_explain.handlers.SaliencyOutputHandler`), so all metrics of one row refer to
 the same (image, class) pair. The applications (:mod:`monai_explain.apps.study`) read only this table.
+
+Without labels (inference) ``label`` and ``correct`` are empty; the same writer then gives the inference table
+(``predictions.csv`` of the bundles' ``inference.json``).
 """
 
 from __future__ import annotations
@@ -119,6 +123,8 @@ class PerImageResultsWriter:
         id_key, pred_key, label_key: batch key of the image ids; output keys of the probabilities and labels.
         class_key: output key of the class each saliency channel explains.
         filename: the table's file name.
+        saliency_key: output key of the saliency maps; when given, a ``saliency_empty`` column says which maps are
+            all zero (e.g. a ReLU'd CAM of an image the model scores as negative), and their count is logged.
 
     Example::
 
@@ -138,6 +144,7 @@ class PerImageResultsWriter:
         label_key: str = "label",
         class_key: str = "saliency_class",
         filename: str = PER_IMAGE_FILE,
+        saliency_key: str | None = None,
     ) -> None:
         self.path = Path(output_dir) / filename
         self.split = str(split)
@@ -145,6 +152,7 @@ class PerImageResultsWriter:
         self.threshold, self.checkpoint = threshold, checkpoint
         self.metrics = None if metrics is None else list(metrics)
         self.id_key, self.pred_key, self.label_key, self.class_key = id_key, pred_key, label_key, class_key
+        self.saliency_key = saliency_key
         self._reset()
 
     def _reset(self, engine: Engine | None = None) -> None:
@@ -152,6 +160,7 @@ class PerImageResultsWriter:
         self._probs: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
         self._classes: list[torch.Tensor] = []
+        self._empty: list[torch.Tensor] = []
 
     def attach(self, engine: Engine) -> None:
         if not engine.has_event_handler(self._reset, Events.EPOCH_STARTED):
@@ -169,14 +178,22 @@ class PerImageResultsWriter:
         batch_ids = [i for r in rows for i in (r[self.id_key] if isinstance(batch, Mapping) else [r[self.id_key]])]
         items = output if isinstance(output, list) else [output]
         probs = torch.stack([torch.as_tensor(o[self.pred_key]).detach().float().cpu().reshape(-1) for o in items])
-        labels = [torch.as_tensor(o[self.label_key]).detach().float().cpu().reshape(-1) for o in items]
         c = probs.shape[1]
+        labels = [
+            torch.as_tensor(o[self.label_key]).detach().float().cpu().reshape(-1)
+            if o.get(self.label_key) is not None
+            else torch.full((c,), float("nan"))  # no reference label (inference)
+            for o in items
+        ]
         onehot = [torch.nn.functional.one_hot(v.long(), c).float() if v.numel() == 1 and c > 1 else v for v in labels]
         self._ids += [str(i) for i in batch_ids]
         self._probs.append(probs)
         self._labels.append(torch.stack(onehot))
         if all(self.class_key in o for o in items):
             self._classes.append(torch.stack([torch.as_tensor(o[self.class_key]).long().cpu() for o in items]))
+        if self.saliency_key is not None:
+            maps = [torch.as_tensor(o[self.saliency_key]).detach() for o in items]  # each (K, *spatial)
+            self._empty.append(torch.stack([(m.reshape(m.shape[0], -1) == 0).all(dim=1).double().cpu() for m in maps]))
 
     def _gather(self, x: torch.Tensor) -> torch.Tensor:
         return evenly_divisible_all_gather(x, concat=True) if idist.get_world_size() > 1 else x
@@ -197,10 +214,22 @@ class PerImageResultsWriter:
         thr = resolve_threshold(self.threshold, c, self.checkpoint)
         decision = (probs.double() >= thr).float()
         correct = (decision == (labels > 0.5).float()).float()
+        correct[labels.isnan()] = float("nan")
         details = getattr(engine.state, "metric_details", None)
         if details is None:
             engine.state.metric_details = details = {}
         columns = self._metric_columns(details, n, c, classes)
+        if self.saliency_key is not None:
+            table = self._per_class(self._gather(torch.cat(self._empty)), n, c, classes)
+            if table is None:
+                raise ValueError(f"PerImageResultsWriter: saliency maps do not match {c} classes ({self.path}).")
+            columns["saliency_empty"] = table
+            empty = int(torch.nan_to_num(columns["saliency_empty"]).sum())
+            if empty:
+                logger.warning(
+                    f"{empty} of {int((~columns['saliency_empty'].isnan()).sum())} saliency maps are all zero (column "
+                    f"saliency_empty of {self.path}): the method found no positive evidence for that class there."
+                )
         details["correct"] = correct  # per-image 0/1 for MetricsSaver (correct_raw.csv)
         if idist.get_rank() != 0:
             return
@@ -210,10 +239,20 @@ class PerImageResultsWriter:
             w.writerow(list(PER_IMAGE_COLUMNS) + list(columns))
             for i in range(n):
                 for k in range(c):
-                    row = [ids[i], self.split, names[k], int(labels[i, k] > 0.5), repr(float(probs[i, k])),
-                           repr(float(thr[k])), int(decision[i, k]), int(correct[i, k])]  # fmt: skip
+                    label = "" if labels[i, k].isnan() else int(labels[i, k] > 0.5)
+                    right = "" if correct[i, k].isnan() else int(correct[i, k])
+                    row = [ids[i], self.split, names[k], label, repr(float(probs[i, k])), repr(float(thr[k])),
+                           int(decision[i, k]), right]  # fmt: skip
                     w.writerow(row + [_cell(float(v[i, k])) for v in columns.values()])
         logger.info(f"per-image results: {n} images x {c} classes -> {self.path}")
+
+    @staticmethod
+    def _per_class(v: torch.Tensor, n: int, c: int, classes: torch.Tensor | None) -> torch.Tensor | None:
+        """Per-channel values ``(N, K)`` as ``(N, C)`` per class (NaN where no channel explains it), or None."""
+        if classes is not None and classes.shape == v.shape:
+            table = torch.full((n, c), float("nan"), dtype=torch.float64)
+            return table.scatter_(1, classes.clamp(0, c - 1), v.double())  # channel k explains class classes[i, k]
+        return v.double() if v.shape[1] == c else None
 
     def _metric_columns(
         self, details: Mapping[str, Any], n: int, c: int, classes: torch.Tensor | None
@@ -230,12 +269,8 @@ class PerImageResultsWriter:
             if v.ndim != 2 or v.shape[0] != n:
                 skipped.append(f"{name} {tuple(v.shape)}")
                 continue
-            table = torch.full((n, c), float("nan"), dtype=torch.float64)
-            if classes is not None and classes.shape == v.shape:
-                table.scatter_(1, classes.clamp(0, c - 1), v)  # channel k explains class classes[i, k]
-            elif v.shape[1] == c:
-                table = v
-            else:
+            table = self._per_class(v, n, c, classes)
+            if table is None:
                 skipped.append(f"{name} {tuple(v.shape)}")
                 continue
             out[name] = table

@@ -188,12 +188,17 @@ def test_inference_config_writes_predictions_and_saliency_maps(tmp_path, tiny_da
     inf.finalize()
     out = tmp_path / "eval" / "inference"
     with open(out / "predictions.csv") as f:
-        rows = list(csv.reader(f))
-    assert len(rows) == 8 and all(0.0 <= float(r[1]) <= 1.0 for r in rows)
+        table = list(csv.DictReader(f))
+    assert list(table[0])[:8] == ["id", "split", "class", "label", "probability", "threshold", "decision", "correct"]
+    assert list(table[0])[-1] == "saliency_empty", "a header, and whether each map is all zero"
+    assert len(table) == 8 and all(0.0 <= float(r["probability"]) <= 1.0 for r in table)
+    assert all(r["label"] == "" and r["correct"] == "" for r in table), "no reference labels at inference"
     threshold = float(torch.load(tmp_path / "models" / "model.pt", weights_only=True)["threshold"]["threshold"])
-    with open(out / "decisions.csv") as f:
-        decisions = {r[0]: float(r[1]) for r in csv.reader(f)}
-    assert decisions == {r[0]: float(float(r[1]) >= threshold) for r in rows}, "decisions at the saved threshold"
+    for r in table:
+        assert float(r["threshold"]) == pytest.approx(threshold, abs=1e-6), "the saved threshold"
+        assert int(r["decision"]) == int(float(r["probability"]) >= threshold), "decisions at the saved threshold"
+        assert r["saliency_empty"] == "0", "input gradients are never all zero"
+    rows = [[r["id"]] for r in table]
     maps = sorted(out.glob("*_saliency.nii.gz"))
     assert [p.name.split("_saliency")[0] for p in maps] == sorted(r[0] for r in rows)
     img = nib.load(str(maps[0]))

@@ -67,7 +67,7 @@ def test_one_saliency_map_per_input_named_by_id(tmp_path, tiny_dataset, layout):
     wf.finalize()
     out = bundle / "eval" / "inference"
     with open(out / "predictions.csv") as f:
-        assert sorted(r[0] for r in csv.reader(f)) == sorted(ids)
+        assert sorted(r["id"] for r in csv.DictReader(f)) == sorted(ids)
     maps = sorted(p.name for p in out.glob("*_saliency.nii.gz"))
     assert maps == sorted(f"{safe_file_name(i)}_saliency.nii.gz" for i in ids), "one map per input, named by id"
     assert len(maps) == len(ids)
