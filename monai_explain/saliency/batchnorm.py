@@ -172,58 +172,53 @@ def batch_norm_double_backward(
     acc = torch.promote_types(x.dtype, torch.float32)
     m = mean.to(acc).reshape(shape)
     r = invstd.to(acc).reshape(shape)
-    w = weight.to(acc).reshape(shape) if weight is not None else torch.ones_like(r)
-    u = ggw.to(acc).reshape(shape) if ggw is not None else None
-    v = ggb.to(acc).reshape(shape) if ggb is not None else None
-    n = x.numel() // max(1, x.shape[1])
+    wr = r if weight is None else weight.to(acc).reshape(shape) * r
+    u = ggw.to(acc).reshape(shape) if ggw is not None and weight is not None else None
+    v = ggb.to(acc).reshape(shape) if ggb is not None and weight is not None else None
+    if ggx is None and u is None and v is None:
+        return None, None, None
+    inv_n = 1.0 / max(1, x.numel() // max(1, x.shape[1]))
     xh = (x - m) * r
-    wr = w * r
-    grad_g: torch.Tensor | None = None
     grad_x: torch.Tensor | None = None
     grad_w: torch.Tensor | None = None
     if not batch_stats:
-        if ggx is not None:
-            grad_g = wr * ggx
-            grad_w = r * _csum(ggx * g)
+        # dx = w r g, dw = sum(g xh), db = sum(g)
+        c0 = v if v is not None else torch.zeros_like(r)
+        grad_g = torch.addcmul(c0, ggx, wr) if ggx is not None else c0.expand_as(x)
         if u is not None:
-            grad_g = u * xh if grad_g is None else grad_g + u * xh
-            grad_x = (u * r) * g
-        if v is not None:
-            grad_g = v.expand_as(x) if grad_g is None else grad_g + v
+            grad_g = torch.addcmul(grad_g, xh, u)
+            grad_x = g * (u * r)
+        if ggx is not None:
+            grad_w = _csum(ggx * g) * r
     else:
-        mg = (sum_g.to(acc).reshape(shape) if sum_g is not None else _csum(g)) / n
-        mgx = (sum_gxh.to(acc).reshape(shape) if sum_gxh is not None else _csum(g * xh)) / n
-        cg = torch.zeros_like(r)  # H = cg * g + cq * q
-        cq = torch.zeros_like(r)
-        mean_h = torch.zeros_like(r)
-        mean_hxh = torch.zeros_like(r)
-        lin = torch.zeros_like(r)  # <q dx>
+        mg = (sum_g.to(acc).reshape(shape) if sum_g is not None else _csum(g)) * inv_n
+        mgx = (sum_gxh.to(acc).reshape(shape) if sum_gxh is not None else _csum(g * xh)) * inv_n
+        # H = cg g + cq q; d/dx = r (H - <H> - xh <H xh>) - r xh <q dx>, written as a1 g + a2 q + a3 xh + a0
+        cg = u if u is not None else torch.zeros_like(r)
+        mean_h = cg * mg
+        mean_hxh = cg * mgx
+        lin = None
+        c0 = v if v is not None else torch.zeros_like(r)
+        c1 = cg  # coefficient of xh in d/dg
         if ggx is not None:
-            mq = _csum(ggx) / n
-            mqx = _csum(ggx * xh) / n
-            mqg = _csum(ggx * g) / n
+            mq = _csum(ggx) * inv_n
+            mqx = _csum(ggx * xh) * inv_n
+            mqg = _csum(ggx * g) * inv_n
             proj = mqg - mg * mq - mgx * mqx  # <q (g - <g> - xh <g xh>)>
-            grad_w = r * proj * n
+            grad_w = proj * r * (1.0 / inv_n)
             lin = wr * proj
-            cg = -wr * mqx
-            cq = -wr * mgx
-            mean_h = -wr * (mg * mqx + mq * mgx)
-            mean_hxh = -2.0 * wr * mgx * mqx
-            grad_g = wr * ggx + (-wr * mqx) * xh - wr * mq
-        if u is not None:
-            cg = cg + u
-            mean_h = mean_h + u * mg
-            mean_hxh = mean_hxh + u * mgx
-            grad_g = u * xh if grad_g is None else grad_g + u * xh
-        if v is not None:
-            grad_g = v.expand_as(x) if grad_g is None else grad_g + v
-        if ggx is not None or u is not None:
-            # d/dx = r (H - <H> - xh <H xh>) - r xh <q dx>
-            grad_x = (r * cg) * g - r * (mean_hxh + lin) * xh - r * mean_h
-            if ggx is not None:
-                grad_x = grad_x + (r * cq) * ggx
-    if grad_g is not None:
-        grad_g = grad_g.to(g.dtype)
+            wr_mqx = wr * mqx
+            cg = cg - wr_mqx
+            mean_h = mean_h - wr * (mg * mqx + mq * mgx)
+            mean_hxh = mean_hxh - 2.0 * wr_mqx * mgx
+            c0 = c0 - wr * mq
+            c1 = c1 - wr_mqx
+        grad_g = torch.addcmul(c0, xh, c1) if ggx is None else torch.addcmul(c0, ggx, wr).addcmul_(xh, c1)
+        a3 = mean_hxh if lin is None else mean_hxh + lin
+        grad_x = torch.addcmul(-r * mean_h, g, r * cg).addcmul_(xh, -r * a3)
+        if ggx is not None:
+            grad_x = grad_x.addcmul_(ggx, -wr * mgx * r)
+    grad_g = grad_g.to(g.dtype)
     if grad_x is not None:
         grad_x = grad_x.to(x.dtype)
     if grad_w is not None and weight is not None:
