@@ -480,6 +480,18 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_results(args: argparse.Namespace, env: dict, rows: list[dict]) -> None:
+    """The JSON and Markdown outputs requested on the command line."""
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"env": env, "results": rows}, indent=2))
+    if args.md:
+        args.md.parent.mkdir(parents=True, exist_ok=True)
+        text = f"# Overhead of explanation supervision\n\n- command: `{env['command']}`\n- commit: {env['commit']}\n"
+        text += f"- time (UTC): {env['time_utc']}\n- environment: {env}\n\n{format_table(rows)}\n"
+        args.md.write_text(text)
+
+
 def _commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
@@ -551,14 +563,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows = run_config(name, args, device)
             all_rows.extend(rows)
             print(format_table(rows), flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"env": env, "results": all_rows}, indent=2))
-    if args.md:
-        args.md.parent.mkdir(parents=True, exist_ok=True)
-        text = f"# Overhead of explanation supervision\n\n- command: `{env['command']}`\n- commit: {env['commit']}\n"
-        text += f"- time (UTC): {env['time_utc']}\n- environment: {env}\n\n{format_table(all_rows)}\n"
-        args.md.write_text(text)
+            write_results(args, env, all_rows)  # after every config: a run cut short keeps what it measured
     return all_rows
 
 
