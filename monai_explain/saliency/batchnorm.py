@@ -183,8 +183,10 @@ def batch_norm_double_backward(
     grad_w: torch.Tensor | None = None
     if not batch_stats:
         # dx = w r g, dw = sum(g xh), db = sum(g)
-        c0 = v if v is not None else torch.zeros_like(r)
-        grad_g = torch.addcmul(c0, ggx, wr) if ggx is not None else c0.expand_as(x)
+        if ggx is not None:
+            grad_g = torch.addcmul(v, ggx, wr) if v is not None else ggx * wr
+        else:
+            grad_g = v.expand_as(x) if v is not None else torch.zeros_like(xh)
         if u is not None:
             grad_g = torch.addcmul(grad_g, xh, u)
             grad_x = g * (u * r)
@@ -193,31 +195,36 @@ def batch_norm_double_backward(
     else:
         mg = (sum_g.to(acc).reshape(shape) if sum_g is not None else _csum(g)) * inv_n
         mgx = (sum_gxh.to(acc).reshape(shape) if sum_gxh is not None else _csum(g * xh)) * inv_n
-        # H = cg g + cq q; d/dx = r (H - <H> - xh <H xh>) - r xh <q dx>, written as a1 g + a2 q + a3 xh + a0
-        cg = u if u is not None else torch.zeros_like(r)
-        mean_h = cg * mg
-        mean_hxh = cg * mgx
-        lin = None
-        c0 = v if v is not None else torch.zeros_like(r)
-        c1 = cg  # coefficient of xh in d/dg
+        # H = cg g + cq q; d/dx = r (H - <H> - xh <H xh>) - r xh <q dx> = r cg g + r cq q - r a3 xh - r <H>
+        # with a3 = <H xh> + <q dx>; d/dg = w r q + c1 xh + c0
+        cg = u  # None stands for 0 (no zero tensors, no extra kernels)
+        mean_h = u * mg if u is not None else None
+        a3 = u * mgx if u is not None else None
+        c0, c1 = v, u
         if ggx is not None:
             mq = _csum(ggx) * inv_n
             mqx = _csum(ggx * xh) * inv_n
             mqg = _csum(ggx * g) * inv_n
             proj = mqg - mg * mq - mgx * mqx  # <q (g - <g> - xh <g xh>)>
-            grad_w = proj * r * (1.0 / inv_n)
-            lin = wr * proj
+            grad_w = proj * (r / inv_n)
             wr_mqx = wr * mqx
-            cg = cg - wr_mqx
-            mean_h = mean_h - wr * (mg * mqx + mq * mgx)
-            mean_hxh = mean_hxh - 2.0 * wr_mqx * mgx
-            c0 = c0 - wr * mq
-            c1 = c1 - wr_mqx
-        grad_g = torch.addcmul(c0, xh, c1) if ggx is None else torch.addcmul(c0, ggx, wr).addcmul_(xh, c1)
-        a3 = mean_hxh if lin is None else mean_hxh + lin
-        grad_x = torch.addcmul(-r * mean_h, g, r * cg).addcmul_(xh, -r * a3)
-        if ggx is not None:
-            grad_x = grad_x.addcmul_(ggx, -wr * mgx * r)
+            cg = -wr_mqx if cg is None else cg - wr_mqx
+            h0 = wr * (mg * mqx + mq * mgx)
+            mean_h = -h0 if mean_h is None else mean_h - h0
+            a1 = wr * proj - 2.0 * wr_mqx * mgx
+            a3 = a1 if a3 is None else a3 + a1
+            c0 = -(wr * mq) if c0 is None else c0 - wr * mq
+            c1 = -wr_mqx if c1 is None else c1 - wr_mqx
+            grad_g = torch.addcmul(c0, ggx, wr).addcmul_(xh, c1)
+        elif c1 is not None:
+            grad_g = torch.addcmul(c0, xh, c1) if c0 is not None else xh * c1
+        else:
+            grad_g = c0.expand_as(x)
+        if cg is not None:  # dbias alone does not depend on x
+            nr = -r
+            grad_x = torch.addcmul(nr * mean_h, g, r * cg).addcmul_(xh, nr * a3)
+            if ggx is not None:
+                grad_x = grad_x.addcmul_(ggx, nr * (wr * mgx))
     grad_g = grad_g.to(g.dtype)
     if grad_x is not None:
         grad_x = grad_x.to(x.dtype)
