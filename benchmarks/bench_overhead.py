@@ -360,8 +360,8 @@ def run_config(name: str, args: argparse.Namespace, device: torch.device) -> lis
     keys = row_keys(args)
     methods: dict[tuple[str, str], SaliencyMethod | NaiveSaliency | None] = {}
     for m, v in keys:
-        methods[m, v] = NaiveSaliency(m, model, args.mid_layer) if v == "naive" else build_method(
-            m, v, model, args.mid_layer
+        methods[m, v] = (
+            NaiveSaliency(m, model, args.mid_layer) if v == "naive" else build_method(m, v, model, args.mid_layer)
         )
     steps = {k: make_step(model, optimizer, meth, expl, x, y, mask, args.amp) for k, meth in methods.items()}
 
@@ -445,7 +445,9 @@ def run_config(name: str, args: argparse.Namespace, device: torch.device) -> lis
         }
         if k in counts:
             row.update({c: counts[k][c] for c in ("flops", "ops", "bytes")})
-            row.update({f"{c}_ratio": counts[k][c] / max(counts["plain", "-"][c], 1.0) for c in ("flops", "ops", "bytes")})
+            row.update(
+                {f"{c}_ratio": counts[k][c] / max(counts["plain", "-"][c], 1.0) for c in ("flops", "ops", "bytes")}
+            )
         rows.append(row)
     methods.clear()
     steps.clear()
@@ -458,7 +460,20 @@ def run_config(name: str, args: argparse.Namespace, device: torch.device) -> lis
 def format_table(rows: list[dict]) -> str:
     """A Markdown table of the rows."""
     has_counts = any("ops" in r for r in rows)
-    cols = ["config", "dtype", "B", "size", "method", "variant", "BN", "median s", "ratio", "target", "mem MiB", "mem x"]
+    cols = [
+        "config",
+        "dtype",
+        "B",
+        "size",
+        "method",
+        "variant",
+        "BN",
+        "median s",
+        "ratio",
+        "target",
+        "mem MiB",
+        "mem x",
+    ]
     if has_counts:
         cols += ["FLOPs x", "ops", "ops x", "bytes x"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

@@ -45,8 +45,8 @@ from .input_gradient import ChannelReduction, InputGradient, InputXGradient
 from .layers import find_last_linear, resolve_layer
 
 __all__ = [
-    "BatchNormGrad",
     "CAM",
+    "BatchNormGrad",
     "ChannelReduction",
     "GapLinearHead",
     "GradCAM",

@@ -281,7 +281,9 @@ class _BatchNormBackward(torch.autograd.Function):
     """``(g, x, weight) -> (dx, dweight, dbias)``: PyTorch's first backward; backward = the closed form."""
 
     @staticmethod
-    def forward(ctx, g, x, weight, running_mean, running_var, save_mean, save_invstd, reserve, impl, train, eps, frozen):
+    def forward(
+        ctx, g, x, weight, running_mean, running_var, save_mean, save_invstd, reserve, impl, train, eps, frozen
+    ):
         mask = [True, weight is not None, weight is not None]
         if frozen:
             # batch statistics held constant: dx = w r g, as in eval mode with the batch's mean and invstd
@@ -349,19 +351,43 @@ class _BatchNormFunction(torch.autograd.Function):
             # batch dimension: use PyTorch's differentiable first backward (native double backward) instead
             mask = [True, weight is not None, weight is not None]
             dx, dw, db = torch.ops.aten._batch_norm_impl_index_backward(
-                ctx.impl, x, g, weight, running_mean, running_var, save_mean, save_invstd, ctx.training, ctx.eps,
-                mask, reserve,
+                ctx.impl,
+                x,
+                g,
+                weight,
+                running_mean,
+                running_var,
+                save_mean,
+                save_invstd,
+                ctx.training,
+                ctx.eps,
+                mask,
+                reserve,
             )
         else:
             dx, dw, db = _BatchNormBackward.apply(
-                g, x, weight, running_mean, running_var, save_mean, save_invstd, reserve, ctx.impl, ctx.training,
-                ctx.eps, frozen,
+                g,
+                x,
+                weight,
+                running_mean,
+                running_var,
+                save_mean,
+                save_invstd,
+                reserve,
+                ctx.impl,
+                ctx.training,
+                ctx.eps,
+                frozen,
             )
         return (
             dx if ctx.needs_input_grad[0] else None,
             dw if ctx.needs_input_grad[1] else None,
             db if ctx.needs_input_grad[2] and ctx.has_bias else None,
-            None, None, None, None, None,
+            None,
+            None,
+            None,
+            None,
+            None,
         )
 
 
@@ -461,7 +487,7 @@ class BatchNormPatch:
                 else:
                     m.__dict__["forward"] = entry[1]
 
-    def __enter__(self) -> BatchNormPatch:
+    def __enter__(self) -> BatchNormPatch:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc) -> None:

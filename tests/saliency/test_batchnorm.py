@@ -268,10 +268,9 @@ def test_gradcam_patches_only_layers_after_target():
 def test_swap_undone_after_exception_in_recording():
     net = _net(2)
     method = InputGradient(net)
-    with pytest.raises(RuntimeError, match="boom"):
-        with method.recording():
-            assert method.patched_batchnorms
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), method.recording():
+        assert method.patched_batchnorms
+        raise RuntimeError("boom")
     assert all("forward" not in m.__dict__ for m in net.modules())
     assert not method.is_registered and method.patched_batchnorms == []
 
@@ -294,7 +293,6 @@ def test_per_sample_maps_do_not_depend_on_the_batch():
     net = _net(2).train()
     gen = torch.Generator().manual_seed(8)
     x = torch.randn(3, 1, 12, 12, generator=gen)
-    y = torch.tensor([1, 0, 2])
     for mode, independent in (("per_sample", True), ("exact", False)):
         method = InputGradient(copy.deepcopy(net), batchnorm=mode)
         inputs = x.clone().requires_grad_(True)
