@@ -32,11 +32,11 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cu
 run 60 tests $PY -m pytest -q -x tests/saliency/test_batchnorm.py tests/saliency/test_host_syncs.py \
   tests/utils/test_checks.py tests/saliency/test_numerics.py -p no:warnings
 run 45 gpu_checks $PY benchmarks/gpu_checks.py
-run 180 overhead_fp32 $PY benchmarks/bench_overhead.py --device cuda --full --steps 5 --warmup 2 \
+run 170 overhead_fp32 $PY benchmarks/bench_overhead.py --device cuda --full --steps 5 --warmup 2 \
   --json "$OUT/overhead_fp32.json" --md "$OUT/overhead_fp32.md"
-run 120 overhead_bf16 $PY benchmarks/bench_overhead.py --device cuda --full --amp --steps 5 --warmup 2 --no-memory \
+run 110 overhead_bf16 $PY benchmarks/bench_overhead.py --device cuda --full --amp --steps 5 --warmup 2 --no-memory \
   --json "$OUT/overhead_bf16.json" --md "$OUT/overhead_bf16.md"
-run 45 overhead_compiled $PY benchmarks/bench_overhead.py --device cuda --full --config 2d-224 --compile-bn \
+run 90 overhead_compiled $PY benchmarks/bench_overhead.py --device cuda --full --config 2d-224 --compile-bn \
   --methods gradcam_mid input_gradient --variants native fused --steps 6 --warmup 3 --no-memory \
   --json "$OUT/overhead_compiled.json" --md "$OUT/overhead_compiled.md"
 run 20 metrics $PY benchmarks/bench_metrics.py --device cuda --json "$OUT/metrics_cuda.json"
