@@ -227,8 +227,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'numpy loop, argsort (exact top-k)':34s}{result['numpy_argsort_loop_ms']:8.1f} ms")
     print(f"{'numpy loop, quantile threshold':34s}{result['numpy_quantile_loop_ms']:8.1f} ms")
     print(result["quantus_workload"], f"(agreement: max |diff| = {q_diff:.2e})")
-    print(f"{'torch, precision(mass) + coverage(mask)':34s}{result['torch_mass_plus_rank_ms']:8.1f} ms   "
-          f"x{result['speedup_vs_quantus_formulas']:.1f} vs Quantus' formulas")
+    print(
+        f"{'torch, precision(mass) + coverage(mask)':34s}{result['torch_mass_plus_rank_ms']:8.1f} ms   "
+        f"x{result['speedup_vs_quantus_formulas']:.1f} vs Quantus' formulas"
+    )
     print(f"{'numpy, Quantus formulas per sample':34s}{result['quantus_formulas_numpy_ms']:8.1f} ms")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -79,9 +79,7 @@ def all_finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x).all())
 
 
-def _check_values(
-    saliency: torch.Tensor | None, mask: torch.Tensor | None, saliency_name: str, mask_name: str
-) -> None:
+def _check_values(saliency: torch.Tensor | None, mask: torch.Tensor | None, saliency_name: str, mask_name: str) -> None:
     """Raise for NaN / Inf in a (floating point) saliency map or NaN in a mask: their scores would mean nothing.
 
     Each check is one read-only reduction (see :func:`all_finite`); the exact element-wise test runs only when

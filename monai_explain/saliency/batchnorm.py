@@ -172,58 +172,60 @@ def batch_norm_double_backward(
     acc = torch.promote_types(x.dtype, torch.float32)
     m = mean.to(acc).reshape(shape)
     r = invstd.to(acc).reshape(shape)
-    w = weight.to(acc).reshape(shape) if weight is not None else torch.ones_like(r)
-    u = ggw.to(acc).reshape(shape) if ggw is not None else None
-    v = ggb.to(acc).reshape(shape) if ggb is not None else None
-    n = x.numel() // max(1, x.shape[1])
+    wr = r if weight is None else weight.to(acc).reshape(shape) * r
+    u = ggw.to(acc).reshape(shape) if ggw is not None and weight is not None else None
+    v = ggb.to(acc).reshape(shape) if ggb is not None and weight is not None else None
+    if ggx is None and u is None and v is None:
+        return None, None, None
+    inv_n = 1.0 / max(1, x.numel() // max(1, x.shape[1]))
     xh = (x - m) * r
-    wr = w * r
-    grad_g: torch.Tensor | None = None
     grad_x: torch.Tensor | None = None
     grad_w: torch.Tensor | None = None
     if not batch_stats:
+        # dx = w r g, dw = sum(g xh), db = sum(g)
         if ggx is not None:
-            grad_g = wr * ggx
-            grad_w = r * _csum(ggx * g)
+            grad_g = torch.addcmul(v, ggx, wr) if v is not None else ggx * wr
+        else:
+            grad_g = v.expand_as(x) if v is not None else torch.zeros_like(xh)
         if u is not None:
-            grad_g = u * xh if grad_g is None else grad_g + u * xh
-            grad_x = (u * r) * g
-        if v is not None:
-            grad_g = v.expand_as(x) if grad_g is None else grad_g + v
+            grad_g = torch.addcmul(grad_g, xh, u)
+            grad_x = g * (u * r)
+        if ggx is not None:
+            grad_w = _csum(ggx * g) * r
     else:
-        mg = (sum_g.to(acc).reshape(shape) if sum_g is not None else _csum(g)) / n
-        mgx = (sum_gxh.to(acc).reshape(shape) if sum_gxh is not None else _csum(g * xh)) / n
-        cg = torch.zeros_like(r)  # H = cg * g + cq * q
-        cq = torch.zeros_like(r)
-        mean_h = torch.zeros_like(r)
-        mean_hxh = torch.zeros_like(r)
-        lin = torch.zeros_like(r)  # <q dx>
+        mg = (sum_g.to(acc).reshape(shape) if sum_g is not None else _csum(g)) * inv_n
+        mgx = (sum_gxh.to(acc).reshape(shape) if sum_gxh is not None else _csum(g * xh)) * inv_n
+        # H = cg g + cq q; d/dx = r (H - <H> - xh <H xh>) - r xh <q dx> = r cg g + r cq q - r a3 xh - r <H>
+        # with a3 = <H xh> + <q dx>; d/dg = w r q + c1 xh + c0
+        cg = u  # None stands for 0 (no zero tensors, no extra kernels)
+        mean_h = u * mg if u is not None else None
+        a3 = u * mgx if u is not None else None
+        c0, c1 = v, u
         if ggx is not None:
-            mq = _csum(ggx) / n
-            mqx = _csum(ggx * xh) / n
-            mqg = _csum(ggx * g) / n
+            mq = _csum(ggx) * inv_n
+            mqx = _csum(ggx * xh) * inv_n
+            mqg = _csum(ggx * g) * inv_n
             proj = mqg - mg * mq - mgx * mqx  # <q (g - <g> - xh <g xh>)>
-            grad_w = r * proj * n
-            lin = wr * proj
-            cg = -wr * mqx
-            cq = -wr * mgx
-            mean_h = -wr * (mg * mqx + mq * mgx)
-            mean_hxh = -2.0 * wr * mgx * mqx
-            grad_g = wr * ggx + (-wr * mqx) * xh - wr * mq
-        if u is not None:
-            cg = cg + u
-            mean_h = mean_h + u * mg
-            mean_hxh = mean_hxh + u * mgx
-            grad_g = u * xh if grad_g is None else grad_g + u * xh
-        if v is not None:
-            grad_g = v.expand_as(x) if grad_g is None else grad_g + v
-        if ggx is not None or u is not None:
-            # d/dx = r (H - <H> - xh <H xh>) - r xh <q dx>
-            grad_x = (r * cg) * g - r * (mean_hxh + lin) * xh - r * mean_h
+            grad_w = proj * (r / inv_n)
+            wr_mqx = wr * mqx
+            cg = -wr_mqx if cg is None else cg - wr_mqx
+            h0 = wr * (mg * mqx + mq * mgx)
+            mean_h = -h0 if mean_h is None else mean_h - h0
+            a1 = wr * proj - 2.0 * wr_mqx * mgx
+            a3 = a1 if a3 is None else a3 + a1
+            c0 = -(wr * mq) if c0 is None else c0 - wr * mq
+            c1 = -wr_mqx if c1 is None else c1 - wr_mqx
+            grad_g = torch.addcmul(c0, ggx, wr).addcmul_(xh, c1)
+        elif c1 is not None:
+            grad_g = torch.addcmul(c0, xh, c1) if c0 is not None else xh * c1
+        else:
+            grad_g = c0.expand_as(x)
+        if cg is not None:  # dbias alone does not depend on x
+            nr = -r
+            grad_x = torch.addcmul(nr * mean_h, g, r * cg).addcmul_(xh, nr * a3)
             if ggx is not None:
-                grad_x = grad_x + (r * cq) * ggx
-    if grad_g is not None:
-        grad_g = grad_g.to(g.dtype)
+                grad_x = grad_x.addcmul_(ggx, nr * (wr * mgx))
+    grad_g = grad_g.to(g.dtype)
     if grad_x is not None:
         grad_x = grad_x.to(x.dtype)
     if grad_w is not None and weight is not None:
@@ -279,7 +281,9 @@ class _BatchNormBackward(torch.autograd.Function):
     """``(g, x, weight) -> (dx, dweight, dbias)``: PyTorch's first backward; backward = the closed form."""
 
     @staticmethod
-    def forward(ctx, g, x, weight, running_mean, running_var, save_mean, save_invstd, reserve, impl, train, eps, frozen):
+    def forward(
+        ctx, g, x, weight, running_mean, running_var, save_mean, save_invstd, reserve, impl, train, eps, frozen
+    ):
         mask = [True, weight is not None, weight is not None]
         if frozen:
             # batch statistics held constant: dx = w r g, as in eval mode with the batch's mean and invstd
@@ -347,19 +351,43 @@ class _BatchNormFunction(torch.autograd.Function):
             # batch dimension: use PyTorch's differentiable first backward (native double backward) instead
             mask = [True, weight is not None, weight is not None]
             dx, dw, db = torch.ops.aten._batch_norm_impl_index_backward(
-                ctx.impl, x, g, weight, running_mean, running_var, save_mean, save_invstd, ctx.training, ctx.eps,
-                mask, reserve,
+                ctx.impl,
+                x,
+                g,
+                weight,
+                running_mean,
+                running_var,
+                save_mean,
+                save_invstd,
+                ctx.training,
+                ctx.eps,
+                mask,
+                reserve,
             )
         else:
             dx, dw, db = _BatchNormBackward.apply(
-                g, x, weight, running_mean, running_var, save_mean, save_invstd, reserve, ctx.impl, ctx.training,
-                ctx.eps, frozen,
+                g,
+                x,
+                weight,
+                running_mean,
+                running_var,
+                save_mean,
+                save_invstd,
+                reserve,
+                ctx.impl,
+                ctx.training,
+                ctx.eps,
+                frozen,
             )
         return (
             dx if ctx.needs_input_grad[0] else None,
             dw if ctx.needs_input_grad[1] else None,
             db if ctx.needs_input_grad[2] and ctx.has_bias else None,
-            None, None, None, None, None,
+            None,
+            None,
+            None,
+            None,
+            None,
         )
 
 
@@ -463,7 +491,7 @@ class BatchNormPatch:
                 else:
                     m.__dict__["forward"] = entry[1]
 
-    def __enter__(self) -> BatchNormPatch:
+    def __enter__(self) -> BatchNormPatch:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc) -> None:

@@ -293,7 +293,6 @@ def test_per_sample_maps_do_not_depend_on_the_batch():
     net = _net(2).train()
     gen = torch.Generator().manual_seed(8)
     x = torch.randn(3, 1, 12, 12, generator=gen)
-    y = torch.tensor([1, 0, 2])
     for mode, independent in (("per_sample", True), ("exact", False)):
         method = InputGradient(copy.deepcopy(net), batchnorm=mode)
         inputs = x.clone().requires_grad_(True)
