@@ -99,8 +99,10 @@ def resolve_threshold(threshold: Any, num_classes: int, checkpoint: str | os.Pat
     return t
 
 
-def _cell(v: float) -> str:
-    return "" if math.isnan(v) else repr(float(v))
+def _cell(v: float, flag: bool = False) -> str:
+    if math.isnan(v):
+        return ""
+    return str(int(v)) if flag else repr(float(v))
 
 
 class PerImageResultsWriter:
@@ -243,7 +245,7 @@ class PerImageResultsWriter:
                     right = "" if correct[i, k].isnan() else int(correct[i, k])
                     row = [ids[i], self.split, names[k], label, repr(float(probs[i, k])), repr(float(thr[k])),
                            int(decision[i, k]), right]  # fmt: skip
-                    w.writerow(row + [_cell(float(v[i, k])) for v in columns.values()])
+                    w.writerow(row + [_cell(float(v[i, k]), name == "saliency_empty") for name, v in columns.items()])
         logger.info(f"per-image results: {n} images x {c} classes -> {self.path}")
 
     @staticmethod

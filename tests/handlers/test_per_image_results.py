@@ -147,3 +147,38 @@ def test_bad_threshold(threshold, match):
 def test_missing_id_key_is_named(tmp_path):
     with pytest.raises(Exception, match="no image id key 'case'"):
         _evaluate(tmp_path, _model(), id_key="case")
+
+
+def test_inference_table_without_labels_flags_all_zero_maps(tmp_path):
+    """Inference: no labels (label and correct empty), every class explained, all-zero maps flagged and counted."""
+    net = _model()
+    batches = [{"image": b["image"], "id": b["id"]} for b in _batches()]
+    ev = SupervisedEvaluator(
+        device=torch.device("cpu"),
+        val_data_loader=batches,
+        network=net,
+        postprocessing=Activationsd(keys="pred", sigmoid=True),
+        val_handlers=[
+            SaliencyOutputHandler(CAM(net, "1", "4"), mask_key=None, target="all"),
+            PerImageResultsWriter(tmp_path, split="infer", class_names=CLASSES, threshold=[0.4, 0.6],
+                                  filename="predictions.csv", saliency_key="saliency"),
+        ],  # fmt: skip
+    )
+    ev.run()
+    with open(tmp_path / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 * len(CLASSES) and list(rows[0])[-1] == "saliency_empty"
+    assert all(r["label"] == "" and r["correct"] == "" for r in rows)
+    for r in rows:
+        thr = 0.4 if r["class"] == CLASSES[0] else 0.6
+        assert int(r["decision"]) == int(float(r["probability"]) >= thr)
+    # by hand: a ReLU'd CAM is all zero exactly where every channel-weighted activation is <= 0
+    maps = {}
+    with torch.no_grad():
+        for b in batches:
+            feats = net[1](net[0](b["image"]))
+            cam = torch.einsum("kc,bchw->bkhw", net[4].weight, feats).clamp(min=0)
+            for i, name in enumerate(b["id"]):
+                for k, c in enumerate(CLASSES):
+                    maps[(name, c)] = int(bool((cam[i, k] == 0).all()))
+    assert {(r["id"], r["class"]): int(r["saliency_empty"]) for r in rows} == maps
