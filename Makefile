@@ -25,7 +25,7 @@ run: install
 
 ## The whole test suite, the same command CI runs.
 test: install
-	$(PY) -m pytest -q --timeout=900 tests
+	$(PY) -m pytest -q --timeout=900 --durations=15 tests
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests
