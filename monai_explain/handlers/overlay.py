@@ -27,6 +27,7 @@ __all__ = [
     "DENSITY_VMAX",
     "OVERLAY_CMAP",
     "SaliencyOverlayHandler",
+    "overlay_colormap",
     "positives_and_negatives",
     "saliency_density",
     "save_overlay_grid",
@@ -67,7 +68,7 @@ def saliency_density(saliency: np.ndarray) -> np.ndarray | None:
     return s / mean if mean > 0 and np.isfinite(mean) else None
 
 
-def _overlay_cmap(name: str, alpha: float) -> Any:
+def overlay_colormap(name: str, alpha: float) -> Any:
     """``name`` with an opacity ramp: transparent at 0, ``alpha`` from a quarter of the scale up."""
     import matplotlib
     from matplotlib.colors import ListedColormap
@@ -149,7 +150,7 @@ def save_overlay_grid(
     fig, axes = plt.subplots(
         len(rows), ncols, figsize=(2.3 * ncols + 1.3, 2.45 * len(rows) + 1.0), squeeze=False, layout="constrained"
     )
-    overlay = _overlay_cmap(cmap, alpha)
+    overlay = overlay_colormap(cmap, alpha)
     norm = Normalize(vmin=0.0, vmax=vmax)
     for r, (row_name, indices) in enumerate(rows):
         for c in range(ncols):

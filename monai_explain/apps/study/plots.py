@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_explain.handlers.overlay import DENSITY_VMAX, OVERLAY_CMAP, overlay_colormap, saliency_density
 from monai_explain.utils.extras import optional_import_extra
 
 pd, _ = optional_import_extra("pandas", "study")
@@ -174,8 +175,9 @@ def plot_saliency_gallery(
 ) -> Path:
     """A grid of saliency overlays: rows = settings, columns = the same test images.
 
-    Each panel shows the image in grey, the setting's saliency map (channel 0, scaled to its own maximum) in
-    colour and the annotation contour in green. 3D items are shown at the middle slice of the last axis.
+    Each panel shows the image in grey, the setting's saliency map in colour on the overlays' fixed scale
+    (:func:`~monai_explain.handlers.overlay.saliency_density`, a colour bar beside the grid) and the annotation
+    contour in green (named in a legend). 3D items are shown at the middle slice of the last axis.
 
     Args:
         images: ``(N, C, *spatial)`` images (numpy or CPU tensor).
@@ -213,15 +215,22 @@ def plot_saliency_gallery(
     if image_titles is not None and len(image_titles) != n:
         raise ValueError(f"{len(image_titles)} image titles for {n} images.")
     plt = _pyplot()
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+
+    cmap, norm = overlay_colormap(OVERLAY_CMAP, 1.0 - alpha / 2), Normalize(0.0, DENSITY_VMAX)
     rows = len(maps)
-    fig, axes = plt.subplots(rows, n, figsize=(panel_size * n + 0.8, panel_size * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, n, figsize=(panel_size * n + 1.6, panel_size * rows + 0.6), squeeze=False)
     for i, (name, a) in enumerate(maps.items()):
         for j in range(n):
             ax = axes[i][j]
             ax.imshow(_view2d(imgs[j]), cmap="gray")
-            sal = _view2d(a[j])
-            hi = float(np.nanmax(sal)) if np.isfinite(sal).any() else 0.0
-            ax.imshow(sal / hi if hi > 0 else sal, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
+            density = saliency_density(_view2d(a[j]))  # the overlays' fixed scale: saliency / its image mean
+            if density is not None:
+                ax.imshow(density, cmap=cmap, norm=norm)
+            else:
+                ax.text(0.5, 0.05, "saliency all zero", color="white", fontsize=6, ha="center", transform=ax.transAxes)
             if m is not None:
                 mv = _view2d(m[j])
                 if mv.max() > 0 and mv.min() < mv.max():
@@ -232,5 +241,11 @@ def plot_saliency_gallery(
                 ax.set_title(str(image_titles[j]), fontsize=8)
             if j == 0:
                 ax.set_ylabel(name, fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, 0.9, 0.93))
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, extend="max", shrink=0.9, pad=0.02)
+    bar.set_label("saliency / its image mean", fontsize=8)
+    if m is not None:
+        fig.legend(handles=[Line2D([], [], color="lime", linewidth=1.5, label="annotation")], loc="upper right",
+                   fontsize=8, frameon=False)  # fmt: skip
+    fig.suptitle("Saliency of the annotated class, same images in every row", fontsize=9)
     return _save(fig, path, dpi=80)
