@@ -38,10 +38,21 @@ from monai_explain.handlers import (
 from monai_explain.losses import ExplanationLoss
 from monai_explain.metrics import compute_saliency_precision
 from monai_explain.saliency import CAM
-from monai_explain.utils import check_input_size
+from monai_explain.utils import as_bool, as_float, check_input_size, check_override_keys, safe_file_name
 from tests.data.test_dicom import write_dicom, write_rgb_dicom
 
 VINDR_HEADER = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
+
+
+CXR_TRAIN = Path(__file__).resolve().parents[1] / "bundles" / "cxr_expl" / "configs" / "train.json"
+
+
+def _user_folder_for_generator(tmp: Path) -> Any:
+    from monai_explain.apps.synthetic import generate_shortcut_cxr
+
+    (tmp / "train").mkdir()
+    (tmp / "train.csv").write_text(VINDR_HEADER)
+    return generate_shortcut_cxr(tmp, n_train=4, n_val=2, n_test=2, n_test_shifted=2, image_size=32)
 
 
 @dataclass(frozen=True)
@@ -397,14 +408,45 @@ CASES = [
         RuntimeError,
         r"CAM\.compute\(\): the logits \(2, 2\) are not the output of the forward recorded last",
     ),
-    # -- rows the lead adds after merging the other helpers' branches -------------------------------------------------
-    # item 1 (bundle helper): `--generate_synthetic false`, `--resume false`, `--amp false` given as text; a mistyped
-    #   override `--lamda 0.3`; synthetic generation into a folder holding files it did not create.
-    # item 2 (bundle helper): nested layouts (CheXlocalize patient*/study1/view1_frontal.jpg, generic CSV p1/img.dicom,
-    #   p2/img.dicom) giving one output file per input.
-    # item 5 (bundle helper): full disk at the second best-model save; the error names models/model.pt.
-    # items 4 and 8 (mlflow helper): a tracking server that accepts connections and never answers (bounded timeout);
-    #   two runs with the same run name on one store.
+    # item 1: bundle values given as text on MONAI's command line; mistyped keys; synthetic data into a user folder
+    Case(
+        "--resume false given as text is false",
+        1,
+        lambda t: as_bool("false", "resume"),
+        None,
+        check=lambda r: r is False,
+    ),
+    Case("--amp nein is an error naming the key", 1, lambda t: as_bool("nein", "amp"), ValueError, r"'amp'"),
+    Case("--learning_rate 1e-3x", 1, lambda t: as_float("1e-3x", "learning_rate"), ValueError, r"'learning_rate'"),
+    Case(
+        "mistyped override --lamda 0.3",
+        1,
+        lambda t: check_override_keys(str(CXR_TRAIN), ["lamda"]),
+        ValueError,
+        r"lamda.*did you mean 'lambda'",
+    ),
+    Case(
+        "synthetic generation into a folder holding the user's files",
+        1,
+        _user_folder_for_generator,
+        ValueError,
+        r"refusing to generate synthetic data into .*: it holds files the generator did not create \\(train, train\\.csv\\)",
+    ),
+    # item 2: nested layouts give one output name per record id
+    Case(
+        "nested CheXlocalize ids give distinct output file names",
+        2,
+        lambda t: (
+            {safe_file_name(f"patient{i}/study1/view1_frontal") for i in range(6)}
+            | {safe_file_name("p1/img"), safe_file_name("p2/img")}
+        ),
+        None,
+        check=lambda names: len(names) == 8 and all("/" not in n for n in names),
+    ),
+    # item 5 (full disk at the best-model save, the error names model.pt): tests/handlers/test_checkpointing.py
+    #   ::test_best_model_write_error_names_the_file_and_keeps_the_previous; items 4 and 8 (same run names on one
+    #   store, a tracking server that never answers): tests/handlers/test_mlflow_tracking.py and
+    #   tests/bundles/test_concurrency.py, which need a live MLflow store.
 ]
 
 
