@@ -430,7 +430,7 @@ CASES = [
         1,
         _user_folder_for_generator,
         ValueError,
-        r"refusing to generate synthetic data into .*: it holds files the generator did not create \\(train, train\\.csv\\)",
+        r"refusing to generate synthetic data into .*: it holds files the generator did not create \(train, train\.csv\)",
     ),
     # item 2: nested layouts give one output name per record id
     Case(
