@@ -5,8 +5,8 @@ import csv
 import nibabel as nib
 import numpy as np
 import pytest
-from monai_explain.data.synthetic import generate_shortcut_cxr, generate_synthetic_ct
 
+from monai_explain.apps.synthetic import generate_shortcut_cxr, generate_synthetic_ct
 from monai_explain.data import AnnotationFormatError, attach_confounder_boxes, build_datalist, read_confounder_boxes
 
 

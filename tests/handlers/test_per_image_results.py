@@ -160,9 +160,15 @@ def test_inference_table_without_labels_flags_all_zero_maps(tmp_path):
         postprocessing=Activationsd(keys="pred", sigmoid=True),
         val_handlers=[
             SaliencyOutputHandler(CAM(net, "1", "4"), mask_key=None, target="all"),
-            PerImageResultsWriter(tmp_path, split="infer", class_names=CLASSES, threshold=[0.4, 0.6],
-                                  filename="predictions.csv", saliency_key="saliency"),
-        ],  # fmt: skip
+            PerImageResultsWriter(
+                tmp_path,
+                split="infer",
+                class_names=CLASSES,
+                threshold=[0.4, 0.6],
+                filename="predictions.csv",
+                saliency_key="saliency",
+            ),
+        ],
     )
     ev.run()
     with open(tmp_path / "predictions.csv") as f:
