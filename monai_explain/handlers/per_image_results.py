@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from monai.utils import IgniteInfo, evenly_divisible_all_gather, min_version, optional_import, string_list_all_gather
 
+from .engine_typing import workflow_state
 from .threshold import load_decision_threshold
 
 idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
@@ -160,7 +161,8 @@ class PerImageResultsWriter:
             engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def _collect(self, engine: Engine) -> None:
-        batch, output = engine.state.batch, engine.state.output
+        state = workflow_state(engine)
+        batch, output = state.batch, state.output
         rows = batch if isinstance(batch, list) else [batch]  # decollated items, or one collated batch
         missing = [r for r in rows if not isinstance(r, Mapping) or self.id_key not in r]
         if missing:
@@ -199,7 +201,7 @@ class PerImageResultsWriter:
         correct = (decision == (labels > 0.5).float()).float()
         details = getattr(engine.state, "metric_details", None)
         if details is None:
-            engine.state.metric_details = details = {}
+            workflow_state(engine).metric_details = details = {}
         columns = self._metric_columns(details, n, c, classes)
         details["correct"] = correct  # per-image 0/1 for MetricsSaver (correct_raw.csv)
         if idist.get_rank() != 0:
