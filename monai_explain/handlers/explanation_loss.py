@@ -42,6 +42,7 @@ class HookedSaliencyMethod(SaliencyMethodProtocol, Protocol):
         spatial_size: Sequence[int] | None = None,
     ) -> torch.Tensor: ...
 
+
 __all__ = ["ExplanationLossHandler", "check_learning_rates", "default_saliency_target", "loss_terms"]
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def _non_finite_rows(batch: Any) -> list[int] | None:
     if not isinstance(image, torch.Tensor) or not image.is_floating_point() or image.ndim < 1:
         return None
     return torch.nonzero(~torch.isfinite(image.detach().reshape(image.shape[0], -1)).all(dim=1)).flatten().tolist()
+
 
 def default_saliency_target(label: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """The ``"label"`` target policy (:func:`monai_explain.saliency.targets.saliency_target`): the annotated class(es).
