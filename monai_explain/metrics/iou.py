@@ -85,9 +85,7 @@ def compute_saliency_iou(
     empty_prediction = look_up_option(empty_prediction, EmptyPrediction)
     method: BinarizeMethod = look_up_option(binarize, BinarizeMethod)
     if fill_contours and method != BinarizeMethod.OTSU:
-        raise ValueError(
-            f"fill_contours is CheXlocalize's step after Otsu: use binarize='otsu', got {method.value!r}."
-        )
+        raise ValueError(f"fill_contours is CheXlocalize's step after Otsu: use binarize='otsu', got {method.value!r}.")
     s, a = prepare_saliency_and_mask(saliency, mask, mask_threshold)
     if fill_contours:
         b, c = s.shape[:2]
