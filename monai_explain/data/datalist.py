@@ -98,7 +98,10 @@ def _read_split_file(split_file: str | os.PathLike) -> dict[str, str]:
 
 
 def assign_splits(
-    data: Sequence[dict], split_file: str | os.PathLike | None = None, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+    data: Sequence[dict],
+    split_file: str | os.PathLike | None = None,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
 ) -> dict[str, list[dict]]:
     """Group records by split: from ``split_file`` (JSON ``{id: split}``), a ``"split"`` field, or ``ratios``.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import Any, overload
 
 from monai.data import partition_dataset, partition_dataset_classes
 
@@ -18,6 +18,29 @@ def _class_key(value: Any) -> Hashable:
     if hasattr(value, "tolist"):
         value = value.tolist()
     return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+@overload
+def split_data_list(
+    data: Sequence[dict],
+    ratios: Sequence[float] | None = None,
+    by: None = None,
+    stratify_by: str | None = None,
+    shuffle: bool = True,
+    seed: int = 0,
+) -> list[list[dict]]: ...
+
+
+@overload
+def split_data_list(
+    data: Sequence[dict],
+    ratios: Sequence[float] | None = None,
+    *,
+    by: str,
+    stratify_by: str | None = None,
+    shuffle: bool = True,
+    seed: int = 0,
+) -> dict[Any, list[dict]]: ...
 
 
 def split_data_list(

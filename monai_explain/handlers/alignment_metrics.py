@@ -41,6 +41,7 @@ from monai_explain.metrics import (
     SaliencyIoU,
     SaliencyPrecision,
 )
+from monai_explain.metrics.base import SaliencyAlignmentMetric
 
 __all__ = [
     "SALIENCY_OUTPUT_TRANSFORM",
@@ -68,6 +69,8 @@ class _AlignmentMetricHandler(IgniteMetricHandler):
     0, which reads as "the saliency never hits the annotation". Here a reduced value with no annotated image behind
     it is NaN, and the number of annotated images is logged at every computation (a warning when it is 0).
     """
+
+    metric_fn: SaliencyAlignmentMetric  # every subclass wraps one (it has a ``reduction``)
 
     def compute(self) -> Any:
         buffer = self.metric_fn.get_buffer()

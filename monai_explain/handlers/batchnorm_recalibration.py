@@ -24,6 +24,8 @@ import torch
 from monai.utils import IgniteInfo, min_version, optional_import
 from torch import nn
 
+from .engine_typing import workflow
+
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -128,6 +130,6 @@ class BatchNormRecalibration:
             engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self)
 
     def __call__(self, engine: Engine) -> None:
-        network = self.network if self.network is not None else engine.network
+        network = self.network if self.network is not None else workflow(engine).network
         n = recalibrate_batchnorm(network, self.data_loader, self.inputs, max_batches=self.max_batches)
         logger.info(f"epoch {engine.state.epoch}: BatchNorm statistics re-estimated on {n} training images.")

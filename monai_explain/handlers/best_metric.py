@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from monai.utils import IgniteInfo, min_version, optional_import
 
+from .engine_typing import workflow_state
+
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -84,23 +86,22 @@ class NaNSafeBestMetric:
             engine.add_event_handler(Events.COMPLETED, self.completed)
 
     def epoch_started(self, engine: Engine) -> None:
-        state = engine.state
+        state = workflow_state(engine)
         if getattr(state, "best_metric_epoch", None) == -1:
             state.best_metric, state.best_metric_epoch = float("nan"), 0
 
     def epoch_completed(self, engine: Engine) -> None:
-        name = getattr(engine.state, "key_metric_name", None)
-        if name is not None and is_nan_metric(engine.state.metrics.get(name)):
+        state = workflow_state(engine)
+        name = getattr(state, "key_metric_name", None)
+        if name is not None and is_nan_metric(state.metrics.get(name)):
             logger.warning(
                 "%s is NaN at epoch %s (e.g. a split with one class only): not a new best metric; best so far: %s.",
                 name,
-                engine.state.epoch,
-                "none"
-                if engine.state.best_metric_epoch <= 0
-                else f"{engine.state.best_metric} (epoch {engine.state.best_metric_epoch})",
+                state.epoch,
+                "none" if state.best_metric_epoch <= 0 else f"{state.best_metric} (epoch {state.best_metric_epoch})",
             )
 
     def completed(self, engine: Engine) -> None:
-        state = engine.state
+        state = workflow_state(engine)
         if getattr(state, "best_metric_epoch", None) == 0:
             state.best_metric, state.best_metric_epoch = -1, -1

@@ -12,6 +12,7 @@ from monai.handlers.utils import from_engine
 from monai.utils import IgniteInfo, MetricReduction, min_version, optional_import
 from torch import nn
 
+from monai_explain.handlers.engine_typing import workflow_state
 from monai_explain.metrics import ConfounderReliance, FillMode
 
 if TYPE_CHECKING:
@@ -105,8 +106,9 @@ class ConfounderRelianceHandler(IgniteMetricHandler):
         engine.state.metrics[flip_name] = flip.item() if isinstance(flip, torch.Tensor) and flip.ndim == 0 else flip
         if self.save_details:
             buffers = self.metric_fn.get_buffer()
-            engine.state.metric_details[name] = buffers[0]
-            engine.state.metric_details[flip_name] = buffers[1]
+            details = workflow_state(engine).metric_details
+            details[name] = buffers[0]
+            details[flip_name] = buffers[1]
         if isinstance(change, torch.Tensor):
             change = change.squeeze()
             if change.ndim == 0:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 from monai.utils import IgniteInfo, min_version, optional_import
 
+from monai_explain.handlers.engine_typing import engine_output, workflow
 from monai_explain.saliency.targets import SaliencyMethodProtocol, TargetPolicy, saliency_target
 from monai_explain.utils.input_size import check_input_size
 
@@ -22,6 +23,25 @@ if TYPE_CHECKING:
     from ignite.engine import Engine
 else:
     Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+
+
+class HookedSaliencyMethod(SaliencyMethodProtocol, Protocol):
+    """What :class:`ExplanationLossHandler` needs of a saliency method: hooks it installs for the run (``register``
+    / ``remove``) and maps of the forward pass the trainer already made (``compute``), as
+    :class:`monai_explain.saliency.SaliencyMethod` provides."""
+
+    def register(self) -> Any: ...
+
+    def remove(self) -> Any: ...
+
+    def compute(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor | int,
+        inputs: torch.Tensor | None = None,
+        spatial_size: Sequence[int] | None = None,
+    ) -> torch.Tensor: ...
+
 
 __all__ = ["ExplanationLossHandler", "check_learning_rates", "default_saliency_target", "loss_terms"]
 
@@ -70,6 +90,7 @@ def _non_finite_rows(batch: Any) -> list[int] | None:
     if not isinstance(image, torch.Tensor) or not image.is_floating_point() or image.ndim < 1:
         return None
     return torch.nonzero(~torch.isfinite(image.detach().reshape(image.shape[0], -1)).all(dim=1)).flatten().tolist()
+
 
 def default_saliency_target(label: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """The ``"label"`` target policy (:func:`monai_explain.saliency.targets.saliency_target`): the annotated class(es).
@@ -129,7 +150,7 @@ class ExplanationLossHandler:
 
     def __init__(
         self,
-        saliency_method: SaliencyMethodProtocol,
+        saliency_method: HookedSaliencyMethod,
         loss: Callable[..., torch.Tensor],
         lambda_: float | Callable | dict = 1.0,
         mask_key: str = "mask",
@@ -159,7 +180,8 @@ class ExplanationLossHandler:
             engine.add_event_handler(Events.TERMINATE, self._remove_hooks)
             engine.add_event_handler(Events.EXCEPTION_RAISED, self._remove_hooks_on_error)
         if getattr(self.saliency_method, "needs_input_grad", False) and not self._wrapped_prepare_batch:
-            engine.prepare_batch = _InputGradPrepareBatch(engine.prepare_batch)
+            engine_ = workflow(engine)
+            engine_.prepare_batch = _InputGradPrepareBatch(engine_.prepare_batch)
             self._wrapped_prepare_batch = True
 
     def _register_hooks(self, engine: Engine) -> None:
@@ -185,7 +207,7 @@ class ExplanationLossHandler:
         raise e
 
     def __call__(self, engine: Engine) -> None:
-        output = engine.state.output
+        output = engine_output(engine)
         task_loss = output[Keys.LOSS]
         check = task_loss.device.type == "cpu" if self.check_finite is None else self.check_finite
         if check and not bool(torch.isfinite(task_loss.detach()).all()):

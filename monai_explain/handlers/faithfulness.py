@@ -11,6 +11,7 @@ from monai.networks.utils import eval_mode
 from monai.utils import CommonKeys as Keys
 from monai.utils import IgniteInfo, min_version, optional_import
 
+from monai_explain.handlers.engine_typing import engine_output, workflow, workflow_state
 from monai_explain.metrics import compute_deletion_auc, compute_insertion_auc
 from monai_explain.saliency.targets import explained_classes, saliency_target
 
@@ -65,7 +66,7 @@ class FaithfulnessHandler:
         if baseline is not None:
             self.kwargs["baseline"] = baseline
         self.compute = compute_insertion_auc if insertion else compute_deletion_auc
-        self.buffer = Cumulative()
+        self.buffer = Cumulative()  # type: ignore[abstract]  # a plain class at run time (no ABCMeta); aggregate() is unused
         self.saliency_key = saliency_key
         self.mask_key = mask_key
 
@@ -79,7 +80,7 @@ class FaithfulnessHandler:
         self.buffer.reset()
 
     def __call__(self, engine: Engine) -> None:
-        output = engine.state.output
+        output = engine_output(engine)
         if self.saliency_key not in output:
             raise KeyError(
                 f"FaithfulnessHandler: no {self.saliency_key!r} in the engine output; attach SaliencyOutputHandler "
@@ -99,7 +100,8 @@ class FaithfulnessHandler:
             )
         mask = torch.as_tensor(output[self.mask_key]).to(images.device) if self.mask_key in output else None
         values = torch.full(tuple(saliency.shape[:2]), float("nan"), device=images.device)
-        with eval_mode(engine.network):
+        network = workflow(engine).network
+        with eval_mode(network):
             for k in range(saliency.shape[1]):  # channel k explains class classes[:, k], scored against mask[:, k]
                 keep = torch.ones(images.shape[0], dtype=torch.bool, device=images.device)
                 if mask is not None:  # like the alignment metrics: only annotated (image, class) pairs count
@@ -107,7 +109,7 @@ class FaithfulnessHandler:
                     keep = m.flatten(1).amax(dim=1) > 0
                 if bool(keep.any()):
                     sal = saliency[:, k : k + 1].to(images.device)[keep]
-                    values[keep, k] = self.compute(engine.network, images[keep], classes[keep, k], sal, **self.kwargs)[
+                    values[keep, k] = self.compute(network, images[keep], classes[keep, k], sal, **self.kwargs)[
                         :, 0
                     ].to(values.dtype)
         self.buffer.extend(values)
@@ -119,7 +121,8 @@ class FaithfulnessHandler:
             return
         values = buffer.float()
         valid = ~torch.isnan(values)
-        engine.state.metrics[self.name] = float(values[valid].mean()) if bool(valid.any()) else float("nan")
-        if not hasattr(engine.state, "metric_details") or engine.state.metric_details is None:
-            engine.state.metric_details = {}
-        engine.state.metric_details[self.name] = values
+        state = workflow_state(engine)
+        state.metrics[self.name] = float(values[valid].mean()) if bool(valid.any()) else float("nan")
+        if not hasattr(state, "metric_details") or state.metric_details is None:
+            state.metric_details = {}
+        state.metric_details[self.name] = values

@@ -96,7 +96,7 @@ class LambdaSchedule:
 class ConstantLambda(LambdaSchedule):
     """Lambda fixed at ``value`` for the whole run."""
 
-    def __init__(self, value: float, unit: str = "epoch") -> None:
+    def __init__(self, value: float | str, unit: str = "epoch") -> None:
         super().__init__(unit)
         self.constant = _lambda_value("value", value)
 

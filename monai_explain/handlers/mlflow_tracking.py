@@ -26,11 +26,14 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from monai.handlers import MLFlowHandler
 from monai.utils import IgniteInfo, min_version, optional_import, path_to_sqlite_uri
+
+if TYPE_CHECKING:
+    from mlflow.entities import Experiment, Run
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
@@ -266,15 +269,17 @@ class ResilientMLFlowHandler(MLFlowHandler):
             self.cur_run = run
             logger.info(f"MLflow: continuing run {self.run_id} ({run.info.run_name})")
         else:
-            self.cur_run = self.client.create_run(experiment_id=self.experiment.experiment_id, run_name=self.run_name)
-            self.run_id, self.owns_run = self.cur_run.info.run_id, True
-            logger.info(f"MLflow: new run {self.run_id} ({self.cur_run.info.run_name})")
+            # MONAI types experiment / cur_run as None (its __init__ value); _set_experiment() above set it
+            experiment = cast("Experiment", self.experiment)
+            self.cur_run = run = self.client.create_run(experiment_id=experiment.experiment_id, run_name=self.run_name)
+            self.run_id, self.owns_run = run.info.run_id, True
+            logger.info(f"MLflow: new run {self.run_id} ({run.info.run_name})")
         params = dict(self.experiment_param or {})
         if self.owns_run:  # the engine's own attributes belong to the run's training
             params.update(self._engine_params)
         self._log_params(params)
         if self.dataset_logger:
-            self.dataset_logger(self.dataset_dict)
+            self.dataset_logger(self.dataset_dict)  # type: ignore[arg-type]  # as MONAI does: None included
         else:
             self._default_dataset_log(self.dataset_dict)
 
@@ -286,11 +291,12 @@ class ResilientMLFlowHandler(MLFlowHandler):
         cannot change) and named in a warning (e.g. a training resumed with another setting)."""
         if not params:
             return
-        logged = self.client.get_run(self.cur_run.info.run_id).data.params
+        run = cast("Run", self.cur_run)  # _log_params runs once the run is resolved
+        logged = self.client.get_run(run.info.run_id).data.params
         for key in sorted(set(params) & set(logged)):
             if str(params[key]) != logged[key]:
                 logger.warning(
-                    f"MLflow run {self.cur_run.info.run_id} has param {key}={logged[key]!r}; the new value "
+                    f"MLflow run {run.info.run_id} has param {key}={logged[key]!r}; the new value "
                     f"{str(params[key])!r} is not logged (MLflow params cannot change)"
                 )
         new = {k: v for k, v in params.items() if k not in logged}
@@ -362,7 +368,7 @@ class ResilientMLFlowHandler(MLFlowHandler):
             parent = getattr(func, "_parent", None)  # Ignite's wrapper of a handler with an event filter
             return getattr(parent() if callable(parent) else func, "__self__", None)
 
-        event_handlers = getattr(engine, "_event_handlers", {})
+        event_handlers: dict[Any, list[Any]] = getattr(engine, "_event_handlers", {})
         handler_lists = list(event_handlers.values())
         firing = event_handlers.get(Events.STARTED)
         others = {

@@ -15,6 +15,7 @@ from monai.data import list_data_collate
 from monai.networks.utils import eval_mode
 from monai.utils import IgniteInfo, min_version, optional_import
 
+from .engine_typing import workflow
 from .explanation_loss import default_saliency_target
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -301,7 +302,7 @@ class SaliencyOverlayHandler:
             engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        net = self.network if self.network is not None else engine.network
+        net = self.network if self.network is not None else workflow(engine).network
         # Under DDP only rank 0 draws: run the wrapped module itself, so that no collective call (buffer
         # broadcast) waits for the other ranks. The saliency hooks sit on the same sub-modules.
         net = net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net

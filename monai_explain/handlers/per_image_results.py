@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from monai.utils import IgniteInfo, evenly_divisible_all_gather, min_version, optional_import, string_list_all_gather
 
+from .engine_typing import workflow_state
 from .threshold import load_decision_threshold
 
 idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
@@ -171,7 +172,8 @@ class PerImageResultsWriter:
             engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def _collect(self, engine: Engine) -> None:
-        batch, output = engine.state.batch, engine.state.output
+        state = workflow_state(engine)
+        batch, output = state.batch, state.output
         rows = batch if isinstance(batch, list) else [batch]  # decollated items, or one collated batch
         missing = [r for r in rows if not isinstance(r, Mapping) or self.id_key not in r]
         if missing:
@@ -219,7 +221,7 @@ class PerImageResultsWriter:
         correct[labels.isnan()] = float("nan")
         details = getattr(engine.state, "metric_details", None)
         if details is None:
-            engine.state.metric_details = details = {}
+            workflow_state(engine).metric_details = details = {}
         columns = self._metric_columns(details, n, c, classes)
         if self.saliency_key is not None:
             table = self._per_class(self._gather(torch.cat(self._empty)), n, c, classes)

@@ -11,6 +11,7 @@ from monai.networks.utils import eval_mode
 from monai.utils import CommonKeys as Keys
 from monai.utils import IgniteInfo, convert_to_dst_type, min_version, optional_import
 
+from monai_explain.handlers.engine_typing import workflow, workflow_state
 from monai_explain.saliency.targets import (
     SaliencyMethodProtocol,
     TargetSpec,
@@ -64,15 +65,15 @@ class SaliencyOutputHandler:
             engine.add_event_handler(IterationEvents.FORWARD_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        output = engine.state.output
-        batch = engine.state.batch
+        state = workflow_state(engine)
+        output, batch = state.output, state.batch
         if self.mask_key is not None and (not isinstance(batch, dict) or self.mask_key not in batch):
             keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
             raise KeyError(f"SaliencyOutputHandler: mask key {self.mask_key!r} not in the batch (keys: {keys}).")
         inputs = output[Keys.IMAGE]
         logits = output[Keys.PRED].detach()
         target = saliency_target(output.get(Keys.LABEL), logits, self.target)
-        net = engine.network
+        net = workflow(engine).network
         with eval_mode(net), torch.enable_grad():
             x = inputs.detach().requires_grad_(bool(getattr(self.saliency_method, "needs_input_grad", False)))
             saliency, _ = self.saliency_method(x, target)

@@ -289,7 +289,7 @@ class DecisionThreshold:
         )
         self.metric_prefix = metric_prefix
         self.output_transform = output_transform
-        self._buffer = Cumulative()
+        self._buffer = Cumulative()  # type: ignore[abstract]  # a plain class at run time (no ABCMeta); aggregate() is unused
 
     # -- state dict (saved by CheckpointSaver) ------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -214,9 +214,9 @@ def resolve_normalization(
     Raises:
         ValueError: for an unknown design or normalisation.
     """
-    design = look_up_option(design, ExplanationLossDesign)
+    resolved: ExplanationLossDesign = look_up_option(design, ExplanationLossDesign)
     if normalize == "auto":
-        return AUTO_NORMALIZATION[design]
+        return AUTO_NORMALIZATION[resolved]
     return look_up_option(normalize, SaliencyNormalization)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from monai.utils import LossReduction
@@ -88,10 +89,15 @@ class ExplanationLoss(_Loss):
         reduction: LossReduction | str = LossReduction.MEAN,
         eps: float = 1e-8,
     ) -> None:
-        reduction = _lookup("reduction", reduction, LossReduction)
-        super().__init__(reduction=reduction.value)
-        self.design = _lookup("design", design, ExplanationLossDesign)
-        self.normalize = "auto" if normalize == "auto" else _lookup("normalize", normalize, SaliencyNormalization)
+        # _lookup returns the member of the enum it is given (typed Enum)
+        reduction_ = cast(LossReduction, _lookup("reduction", reduction, LossReduction))
+        super().__init__(reduction=reduction_.value)
+        self.design = cast(ExplanationLossDesign, _lookup("design", design, ExplanationLossDesign))
+        self.normalize: SaliencyNormalization | str = (
+            "auto"
+            if normalize == "auto"
+            else cast(SaliencyNormalization, _lookup("normalize", normalize, SaliencyNormalization))
+        )
         self.margin = _check_margin(margin)
         self.soft_mask = bool(soft_mask)
         self.eps = float(eps)

@@ -83,11 +83,9 @@ def compute_saliency_iou(
         0.6667
     """
     empty_prediction = look_up_option(empty_prediction, EmptyPrediction)
-    binarize = look_up_option(binarize, BinarizeMethod)
-    if fill_contours and binarize != BinarizeMethod.OTSU:
-        raise ValueError(
-            f"fill_contours is CheXlocalize's step after Otsu: use binarize='otsu', got {binarize.value!r}."
-        )
+    method: BinarizeMethod = look_up_option(binarize, BinarizeMethod)
+    if fill_contours and method != BinarizeMethod.OTSU:
+        raise ValueError(f"fill_contours is CheXlocalize's step after Otsu: use binarize='otsu', got {method.value!r}.")
     s, a = prepare_saliency_and_mask(saliency, mask, mask_threshold)
     if fill_contours:
         b, c = s.shape[:2]
@@ -96,7 +94,7 @@ def compute_saliency_iou(
         intersection, selected = count_true(chosen & ann).view(b, c), count_true(chosen).view(b, c)
         annotated = count_true(ann).view(b, c)
     else:
-        counts = alignment_counts(s, a, binarize=binarize, fraction=fraction, threshold=threshold, num_bins=num_bins)
+        counts = alignment_counts(s, a, binarize=method, fraction=fraction, threshold=threshold, num_bins=num_bins)
         intersection, selected, annotated = counts.intersection, counts.selected, counts.annotated
     union = selected + annotated - intersection
     undefined = annotated == 0

@@ -172,7 +172,7 @@ class AnnotationToMask(Transform):
         self.invalid = look_up_option(invalid, InvalidPolicy)
         self.allow_transformed_image = bool(allow_transformed_image)
 
-    def __call__(
+    def __call__(  # type: ignore[override]  # MONAI's Transform.__call__(data) placeholder; named inputs here
         self,
         annotations: Any,
         labels: Any = None,

@@ -29,7 +29,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -214,7 +214,7 @@ def box_corners(
     boxes: Any,
     spatial_dims: int,
     box_mode: str | BoxMode | type[BoxMode] | None = None,
-    margin: float | Sequence[float] = 0.0,
+    margin: float | Sequence[float] | np.ndarray = 0.0,
     margin_mode: MarginMode | str = MarginMode.PIXEL,
     spatial_layout: SpatialLayout | str = SpatialLayout.XY,
 ) -> tuple[np.ndarray, list[str | None]]:
@@ -229,7 +229,7 @@ def box_corners(
     """
     sd = int(spatial_dims)
     mode = get_boxmode(box_mode)
-    margin_mode = look_up_option(margin_mode, MarginMode)
+    margin_mode = MarginMode(look_up_option(margin_mode, MarginMode))
     layout = look_up_option(spatial_layout, SpatialLayout)
     boxes = as_coordinate_rows(boxes, 2 * sd, "boxes")
     n = boxes.shape[0]
@@ -248,7 +248,7 @@ def box_corners(
     lo, hi = corners[:, :sd], corners[:, sd:]
     negative_size = np.zeros(n, dtype=bool)
     if isinstance(mode, (CornerSizeMode, CenterSizeMode)):
-        negative_size = (safe[:, sd:] < 0).any(axis=1)
+        negative_size = np.asarray((safe[:, sd:] < 0).any(axis=1))
     inverted = (hi < lo).any(axis=1) | negative_size
     degenerate = (hi == lo).any(axis=1)
     grow = m[None] * (hi - lo) if margin_mode == MarginMode.FRACTION else np.broadcast_to(m, lo.shape)
@@ -275,7 +275,7 @@ def rasterize_boxes(
     spatial_size: Sequence[int],
     box_mode: str | BoxMode | type[BoxMode] | None = None,
     rounding: BoxRounding | str = BoxRounding.OUTER,
-    margin: float | Sequence[float] = 0.0,
+    margin: float | Sequence[float] | np.ndarray = 0.0,
     margin_mode: MarginMode | str = MarginMode.PIXEL,
     spatial_layout: SpatialLayout | str = SpatialLayout.XY,
 ) -> AnnotationRegions:
@@ -295,7 +295,7 @@ def rasterize_boxes(
     sd = len(size)
     raw = as_coordinate_rows(boxes, 2 * sd, "boxes")
     corners, reasons = box_corners(raw, sd, box_mode, margin, margin_mode, spatial_layout)
-    rounding = look_up_option(rounding, BoxRounding)
+    rounding = BoxRounding(look_up_option(rounding, BoxRounding))
     n = corners.shape[0]
     patches: list[Patch | None] = [None] * n
     clipped = np.zeros(n, dtype=bool)
@@ -326,7 +326,7 @@ def rasterize_ellipses(
     ellipses: Any,
     spatial_size: Sequence[int],
     box_mode: str | BoxMode | type[BoxMode] | None = None,
-    margin: float | Sequence[float] = 0.0,
+    margin: float | Sequence[float] | np.ndarray = 0.0,
     margin_mode: MarginMode | str = MarginMode.PIXEL,
     spatial_layout: SpatialLayout | str = SpatialLayout.XY,
 ) -> AnnotationRegions:
@@ -803,7 +803,8 @@ def fuse_reader_masks(
     else:
         stacked = np.stack([m[g].max(0) for g in groups]) if groups else np.zeros((0,) + m.shape[1:], np.float32)
     out = fuse_per_reader(stacked, len(listed), method)
-    return convert_to_dst_type(out, dst=masks, dtype=torch.float32)[0] if is_torch else out
+    # is_torch: masks is a Tensor
+    return convert_to_dst_type(out, dst=cast(torch.Tensor, masks), dtype=torch.float32)[0] if is_torch else out
 
 
 def render_mask(
@@ -844,13 +845,14 @@ def render_mask(
         if readers is None or len(readers) != len(keep):
             raise ValueError("fusion needs one reader id per kept annotation.")
         num_readers = len(set(readers)) if num_readers is None else int(num_readers)
+    reader_seq: Sequence[Any] = () if readers is None else readers  # given (checked above) with fusion
     for c in np.unique(channels):
         positions = np.flatnonzero(channels == c)
         members = [keep[p] for p in positions]
         if fusion is None:
             mask[int(c)] = regions.union(members)
             continue
-        owners = [readers[p] for p in positions]  # type: ignore[index]
+        owners = [reader_seq[int(p)] for p in positions]
         per_reader = np.stack(
             [regions.union([m for m, r in zip(members, owners) if r == rid]) for rid in dict.fromkeys(owners)]
         )

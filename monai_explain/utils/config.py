@@ -20,7 +20,10 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 __all__ = [
     "as_bool",
@@ -85,7 +88,8 @@ def _number(value: Any, key: str, kind: str) -> float | int:
             return float(text)
         except ValueError:
             raise ValueError(f"config value {key!r} must be {kind}, got {value!r}.") from None
-    return value
+    # a numbers.Real (int, float, numpy scalar, ...): mypy does not model the numeric tower; callers use int()/float()
+    return cast("float | int", value)
 
 
 def as_int(value: Any, key: str, minimum: int | None = None) -> int:
@@ -266,7 +270,8 @@ def check_command_line_overrides(argv: Sequence[str] | None = None) -> None:
     allowed: set[str] = set()
     tracking = args.get("tracking")
     if isinstance(tracking, str) and tracking in DEFAULT_EXP_MGMT_SETTINGS:
-        allowed = set(DEFAULT_EXP_MGMT_SETTINGS[tracking].get("configs", {}))
+        # MONAI's settings: "configs" maps the config keys the tracking adds to their values
+        allowed = set(cast("Mapping[str, Any]", DEFAULT_EXP_MGMT_SETTINGS[tracking].get("configs", {})))
     elif isinstance(tracking, dict):
         allowed = set(tracking.get("configs", {}))
     check_override_keys(config_file, [k for k in args if k not in reserved], allowed)
@@ -294,7 +299,7 @@ def bundle_root() -> str:
     """
     from monai.bundle import ConfigWorkflow
 
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         owner = frame.f_locals.get("self")
         if isinstance(owner, ConfigWorkflow):

@@ -36,8 +36,9 @@ def _probing(network: nn.Module) -> Iterator[None]:
 
 def _in_channels(network: nn.Module) -> int:
     for m in network.modules():
-        if isinstance(getattr(m, "in_channels", None), int):
-            return int(m.in_channels)
+        channels = getattr(m, "in_channels", None)
+        if isinstance(channels, int):
+            return int(channels)
     return 1
 
 

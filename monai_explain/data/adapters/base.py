@@ -33,7 +33,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from monai.data.box_utils import CenterSizeMode, CornerSizeMode, convert_box_mode, get_boxmode
@@ -366,7 +366,12 @@ class DatasetAdapter:
         counts = [len(e.boxes) for e in entries]
         flat = [b for e in entries for b in e.boxes]
         src = np.asarray(flat, dtype=np.float64).reshape(-1, width)
-        std = convert_box_mode(src, src_mode=self.source_box_mode, dst_mode=self.box_mode) if len(src) else src
+        # an ndarray in, an ndarray out (MONAI types the result as ndarray | Tensor)
+        std = (
+            cast(np.ndarray, convert_box_mode(src, src_mode=self.source_box_mode, dst_mode=self.box_mode))
+            if len(src)
+            else src
+        )
         half = width // 2
         if isinstance(get_boxmode(self.source_box_mode), (CornerSizeMode, CenterSizeMode)):
             # MONAI clamps negative sizes to 0 while converting: check them in the source mode

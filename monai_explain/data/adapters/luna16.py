@@ -15,6 +15,7 @@ __all__ = ["LUNA16_CLASSES", "LUNA16Adapter", "WorldSpace"]
 
 LUNA16_CLASSES: tuple[str, ...] = ("nodule",)
 _POINT_COLUMNS = ("coordX", "coordY", "coordZ")
+_SUBSETS = tuple(f"subset{i}" for i in range(10))  # the ten folders of the LUNA16 release
 
 
 class WorldSpace(StrEnum):
@@ -58,7 +59,7 @@ class LUNA16Adapter(DatasetAdapter):
         self,
         dataset_dir: str | os.PathLike,
         annotation_file: str | os.PathLike = "annotations.csv",
-        image_dir: str | os.PathLike | Sequence[str | os.PathLike] = tuple(f"subset{i}" for i in range(10)),
+        image_dir: str | os.PathLike | Sequence[str | os.PathLike] = _SUBSETS,
         image_ext: str = ".mhd",
         space: WorldSpace | str = WorldSpace.LPS,
         include_unannotated: bool = True,

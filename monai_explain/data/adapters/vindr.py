@@ -158,6 +158,7 @@ class VinDrCXRAdapter(DatasetAdapter):
 
     name = "vindr"
     class_names = VINDR_CXR_CLASSES
+    _label_columns: set[int]  # the classes of the image label file (empty without one)
     source_box_mode = "xyxy"
 
     def __init__(
@@ -261,7 +262,7 @@ class VinDrCXRAdapter(DatasetAdapter):
                 raise row.error(f"finding {name!r} without coordinates.")
             entry.add_box(box, cid, row.line, row.row, reader_id)
         if self.image_labels_file is not None:
-            self._read_image_labels(entries)
+            self._read_image_labels(entries, self.image_labels_file)
         if self._unknown:
             verb = "skipped" if self.unknown_class == UnknownClassPolicy.SKIP else "kept"
             logger.warning(
@@ -274,12 +275,12 @@ class VinDrCXRAdapter(DatasetAdapter):
             )
         return list(entries.values())
 
-    def _read_image_labels(self, entries: dict[str, ImageEntry]) -> None:
+    def _read_image_labels(self, entries: dict[str, ImageEntry], labels_file: str) -> None:
         """Read the PhysioNet image-level labels: per image, the readers who marked each class."""
-        if not os.path.isfile(self.image_labels_file):
-            raise FileNotFoundError(f"{type(self).__name__}: image label file {self.image_labels_file} not found.")
+        if not os.path.isfile(labels_file):
+            raise FileNotFoundError(f"{type(self).__name__}: image label file {labels_file} not found.")
         labels = CSVAnnotationReader(
-            self.image_labels_file, ["image_id"], optional_columns=_LABEL_READER_COLUMNS, duplicates=self.duplicates
+            labels_file, ["image_id"], optional_columns=_LABEL_READER_COLUMNS, duplicates=self.duplicates
         )
         columns: list[tuple[str, int]] | None = None
         only_in_labels = 0
@@ -311,12 +312,12 @@ class VinDrCXRAdapter(DatasetAdapter):
         if only_in_labels:
             logger.info(
                 "%s: %d image(s) appear only in the image label file (records without boxes).",
-                self.image_labels_file,
+                labels_file,
                 only_in_labels,
             )
 
     def _load_records(self) -> list[dict]:
-        self._label_columns: set[int] = set()
+        self._label_columns = set()
         records = super()._load_records()
         if self.unknown_class != UnknownClassPolicy.ERROR:
             key = f"unknown_class_{'skipped' if self.unknown_class == UnknownClassPolicy.SKIP else 'kept'}"
