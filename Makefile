@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install run test test-fast lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ run: install
 ## The whole test suite, the same command CI runs.
 test: install
 	$(PY) -m pytest -q --timeout=900 --durations=15 tests
+
+## Lint and type check (CI runs it before the tests): ruff on everything, mypy on the core library.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy monai_explain --exclude monai_explain/apps
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests

@@ -26,6 +26,7 @@ import logging
 import math
 from collections.abc import Sequence
 from enum import Enum
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +47,10 @@ __all__ = ["explanation_loss", "explanation_loss_terms", "reduce_explanation_los
 logger = logging.getLogger(__name__)
 
 
-def _lookup(name: str, value: object, enum: type[Enum]) -> Enum:
+_E = TypeVar("_E", bound=Enum)
+
+
+def _lookup(name: str, value: object, enum: type[_E]) -> _E:
     """``look_up_option`` with the parameter's name in the error."""
     try:
         return look_up_option(value, enum)

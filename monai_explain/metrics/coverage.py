@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from monai.utils import MetricReduction
@@ -256,7 +258,7 @@ class SaliencyCoverage(SaliencyAlignmentMetric):
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None, **kwargs) -> torch.Tensor:  # type: ignore[override]
         if y is None:
             raise ValueError("SaliencyCoverage needs the annotation mask y.")
-        options = {
+        options: dict[str, Any] = {
             "binarize": self.binarize,
             "fraction": self.fraction,
             "threshold": self.threshold,

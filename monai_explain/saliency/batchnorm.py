@@ -219,8 +219,10 @@ def batch_norm_double_backward(
         elif c1 is not None:
             grad_g = torch.addcmul(c0, xh, c1) if c0 is not None else xh * c1
         else:
+            assert c0 is not None  # u and v are never both None here (no affine means u = v = 0 is not reached)
             grad_g = c0.expand_as(x)
         if cg is not None:  # dbias alone does not depend on x
+            assert mean_h is not None and a3 is not None  # set together with cg above
             nr = -r
             grad_x = torch.addcmul(nr * mean_h, g, r * cg).addcmul_(xh, nr * a3)
             if ggx is not None:

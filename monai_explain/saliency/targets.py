@@ -49,7 +49,7 @@ class TargetPolicy(StrEnum):
 
 
 #: what a handler's ``target`` argument accepts.
-TargetSpec = str | int | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+TargetSpec = str | int | Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]
 
 
 @runtime_checkable
