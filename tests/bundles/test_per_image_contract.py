@@ -9,7 +9,7 @@ import warnings
 import pytest
 from monai.bundle import ConfigWorkflow
 
-from monai_explain.handlers import PER_IMAGE_COLUMNS
+from monai_explain.handlers import PER_IMAGE_COLUMNS, load_decision_threshold
 
 from .conftest import CONFIGS, TINY
 
@@ -46,8 +46,10 @@ def test_evaluate_writes_the_per_image_table(tmp_path, tiny_dataset, no_tracking
         assert name in rows[0], name
     with open(out / "predictions.csv") as f:
         probs = {r[0]: float(r[1]) for r in csv.reader(f) if r}
+    saved = float(load_decision_threshold(tmp_path / "models" / "model.pt", 1)[0])
     for r in rows:
-        assert r["split"] == "test_shifted" and r["class"] == "Nodule/Mass" and float(r["threshold"]) == 0.5
+        assert r["split"] == "test_shifted" and r["class"] == "Nodule/Mass"
+        assert float(r["threshold"]) == pytest.approx(saved, abs=1e-6), "the threshold saved with the model"
         assert float(r["probability"]) == pytest.approx(probs[r["id"]], abs=1e-4)
         assert int(r["correct"]) == int(int(r["decision"]) == int(r["label"]))
         assert (r["saliency_precision"] == "") == (r["label"] == "0")  # scored for annotated images only
