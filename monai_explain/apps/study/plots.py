@@ -243,7 +243,7 @@ def plot_saliency_gallery(
                 ax.set_ylabel(name, fontsize=8)
     fig.tight_layout(rect=(0.0, 0.0, 0.9, 0.93))
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, extend="max", shrink=0.9, pad=0.02)
-    bar.set_label("saliency / its image mean", fontsize=8)
+    bar.set_label("saliency density (x image average)", fontsize=8)
     if m is not None:
         fig.legend(handles=[Line2D([], [], color="lime", linewidth=1.5, label="annotation")], loc="upper right",
                    fontsize=8, frameon=False)  # fmt: skip
