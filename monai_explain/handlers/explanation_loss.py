@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from monai.engines.utils import IterationEvents
@@ -13,7 +13,7 @@ from monai.utils import CommonKeys as Keys
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_explain.handlers.engine_typing import engine_output, workflow
-from monai_explain.saliency.targets import SaliencyMethodProtocol, TargetPolicy, saliency_target
+from monai_explain.saliency.targets import HookedSaliencyMethod, TargetPolicy, saliency_target
 from monai_explain.utils.input_size import check_input_size
 
 from .lambda_schedules import get_lambda_schedule
@@ -25,22 +25,6 @@ else:
     Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
 
 
-class HookedSaliencyMethod(SaliencyMethodProtocol, Protocol):
-    """What :class:`ExplanationLossHandler` needs of a saliency method: hooks it installs for the run (``register``
-    / ``remove``) and maps of the forward pass the trainer already made (``compute``), as
-    :class:`monai_explain.saliency.SaliencyMethod` provides."""
-
-    def register(self) -> Any: ...
-
-    def remove(self) -> Any: ...
-
-    def compute(
-        self,
-        logits: torch.Tensor,
-        target: torch.Tensor | int,
-        inputs: torch.Tensor | None = None,
-        spatial_size: Sequence[int] | None = None,
-    ) -> torch.Tensor: ...
 
 
 __all__ = ["ExplanationLossHandler", "check_learning_rates", "default_saliency_target", "loss_terms"]

@@ -45,6 +45,7 @@ from .hirescam import HiResCAM
 from .input_gradient import ChannelReduction, InputGradient, InputXGradient
 from .layers import find_last_linear, resolve_layer
 from .targets import (
+    HookedSaliencyMethod,
     SaliencyMethodProtocol,
     TargetPolicy,
     TargetSpec,
@@ -60,6 +61,7 @@ __all__ = [
     "GapLinearHead",
     "GradCAM",
     "HiResCAM",
+    "HookedSaliencyMethod",
     "InputGradient",
     "InputXGradient",
     "SaliencyMethod",

@@ -24,13 +24,14 @@ metric (alignment, deletion / insertion AUC, the per-image table) scores the sam
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from monai.utils import StrEnum
 
 __all__ = [
+    "HookedSaliencyMethod",
     "SaliencyMethodProtocol",
     "TargetPolicy",
     "TargetSpec",
@@ -61,6 +62,25 @@ class SaliencyMethodProtocol(Protocol):
     """
 
     def __call__(self, inputs: torch.Tensor, target: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@runtime_checkable
+class HookedSaliencyMethod(SaliencyMethodProtocol, Protocol):
+    """What :class:`ExplanationLossHandler` needs of a saliency method: hooks it installs for the run (``register``
+    / ``remove``) and maps of the forward pass the trainer already made (``compute``), as
+    :class:`monai_explain.saliency.SaliencyMethod` provides."""
+
+    def register(self) -> Any: ...
+
+    def remove(self) -> Any: ...
+
+    def compute(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor | int,
+        inputs: torch.Tensor | None = None,
+        spatial_size: Sequence[int] | None = None,
+    ) -> torch.Tensor: ...
 
 
 def check_target_policy(policy: TargetSpec) -> TargetSpec:
