@@ -6,7 +6,10 @@ from .designs import (
     AUTO_NORMALIZATION,
     DESIGN_TERMS,
     NON_NEGATIVE_DESIGNS,
+    PENALIZABLE_EMPTY_DESIGNS,
+    EmptyMaskPolicy,
     ExplanationLossDesign,
+    SaliencySign,
     bce_term,
     compute_design_terms,
     dice_term,
@@ -15,7 +18,9 @@ from .designs import (
     l1_term,
     mse_term,
     outside_term,
+    resolve_empty,
     resolve_normalization,
+    resolve_sign,
 )
 from .explanation import ExplanationLoss
 from .functional import explanation_loss, explanation_loss_terms, reduce_explanation_loss
@@ -24,8 +29,11 @@ __all__ = [
     "AUTO_NORMALIZATION",
     "DESIGN_TERMS",
     "NON_NEGATIVE_DESIGNS",
+    "PENALIZABLE_EMPTY_DESIGNS",
+    "EmptyMaskPolicy",
     "ExplanationLoss",
     "ExplanationLossDesign",
+    "SaliencySign",
     "bce_term",
     "compute_design_terms",
     "dice_term",
@@ -37,5 +45,7 @@ __all__ = [
     "mse_term",
     "outside_term",
     "reduce_explanation_loss",
+    "resolve_empty",
     "resolve_normalization",
+    "resolve_sign",
 ]

@@ -46,7 +46,10 @@ __all__ = [
     "AUTO_NORMALIZATION",
     "DESIGN_TERMS",
     "NON_NEGATIVE_DESIGNS",
+    "PENALIZABLE_EMPTY_DESIGNS",
+    "EmptyMaskPolicy",
     "ExplanationLossDesign",
+    "SaliencySign",
     "bce_term",
     "compute_design_terms",
     "dice_term",
@@ -55,7 +58,9 @@ __all__ = [
     "l1_term",
     "mse_term",
     "outside_term",
+    "resolve_empty",
     "resolve_normalization",
+    "resolve_sign",
 ]
 
 
@@ -85,7 +90,42 @@ AUTO_NORMALIZATION: dict[ExplanationLossDesign, SaliencyNormalization] = {
 NON_NEGATIVE_DESIGNS: frozenset[ExplanationLossDesign] = frozenset(
     {ExplanationLossDesign.ENERGY, ExplanationLossDesign.KL}
 )
-"""Designs that only make sense on non-negative maps: the saliency is clamped at 0 before normalisation."""
+"""Designs that only make sense on non-negative maps: ``sign="auto"`` clamps the saliency at 0 before normalisation."""
+
+
+class SaliencySign(StrEnum):
+    """What the loss does with the sign of the map before normalisation.
+
+    - ``auto``: ``positive`` for :data:`NON_NEGATIVE_DESIGNS`, ``keep`` for the others (the historical behaviour);
+    - ``positive``: the positive part ``max(s, 0)`` (evidence for the class only);
+    - ``absolute``: ``|s|``, a *two-sided* loss: evidence for and against the class outside the annotation are
+      both penalised (use it with a signed map, e.g. ``CAM(signed=True)``; on a rectified map it equals ``keep``);
+    - ``keep``: the signed map as given (not allowed for the ratio designs ``energy`` and ``kl``).
+    """
+
+    AUTO = "auto"
+    POSITIVE = "positive"
+    ABSOLUTE = "absolute"
+    KEEP = "keep"
+
+
+class EmptyMaskPolicy(StrEnum):
+    """What an all-zero mask (an image without the annotated finding) means to the loss.
+
+    - ``skip``: nothing is known; the entry is excluded (contributes 0 and is not counted in the mean);
+    - ``penalize``: "this class is nowhere here": the whole map is outside the annotation and the design's term
+      is paid on it (``outside`` then penalises any saliency of the class on negative images). Only for the
+      designs whose term depends on the map when the mask is empty, :data:`PENALIZABLE_EMPTY_DESIGNS`.
+    """
+
+    SKIP = "skip"
+    PENALIZE = "penalize"
+
+
+PENALIZABLE_EMPTY_DESIGNS: frozenset[ExplanationLossDesign] = frozenset(
+    {ExplanationLossDesign.OUTSIDE, ExplanationLossDesign.L1, ExplanationLossDesign.MSE, ExplanationLossDesign.BCE}
+)
+"""Designs whose term is not constant on an empty mask (``energy``, ``dice`` and ``kl`` are 1, 1 and undefined)."""
 
 
 def _flat_sum(x: torch.Tensor) -> torch.Tensor:
@@ -204,6 +244,28 @@ DESIGN_TERMS: dict[ExplanationLossDesign, Callable[[torch.Tensor, torch.Tensor, 
     ExplanationLossDesign.KL: kl_term,
 }
 """The term function of each design."""
+
+
+def resolve_sign(design: ExplanationLossDesign | str, sign: SaliencySign | str) -> SaliencySign:
+    """The sign policy of ``design`` (``"auto"`` resolved); ``keep`` is refused for the ratio designs."""
+    d: ExplanationLossDesign = look_up_option(design, ExplanationLossDesign)
+    resolved: SaliencySign = look_up_option(sign, SaliencySign)
+    if resolved == SaliencySign.AUTO:
+        return SaliencySign.POSITIVE if d in NON_NEGATIVE_DESIGNS else SaliencySign.KEEP
+    if resolved == SaliencySign.KEEP and d in NON_NEGATIVE_DESIGNS:
+        raise ValueError(f"sign='keep' is not defined for design {d.value!r} (a ratio of sums); use 'absolute'.")
+    return resolved
+
+
+def resolve_empty(design: ExplanationLossDesign | str, empty: EmptyMaskPolicy | str) -> EmptyMaskPolicy:
+    """The empty-mask policy, refusing ``penalize`` for designs whose term is constant on an empty mask."""
+    d: ExplanationLossDesign = look_up_option(design, ExplanationLossDesign)
+    resolved: EmptyMaskPolicy = look_up_option(empty, EmptyMaskPolicy)
+    if resolved == EmptyMaskPolicy.PENALIZE and d not in PENALIZABLE_EMPTY_DESIGNS:
+        names = sorted(x.value for x in PENALIZABLE_EMPTY_DESIGNS)
+        raise ValueError(f"empty='penalize' needs a design whose term depends on the map on an empty mask {names}, "
+                         f"got {d.value!r}.")  # fmt: skip
+    return resolved
 
 
 def resolve_normalization(

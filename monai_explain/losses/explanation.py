@@ -9,7 +9,13 @@ import torch
 from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
 
-from monai_explain.losses.designs import ExplanationLossDesign
+from monai_explain.losses.designs import (
+    EmptyMaskPolicy,
+    ExplanationLossDesign,
+    SaliencySign,
+    resolve_empty,
+    resolve_sign,
+)
 from monai_explain.losses.functional import (
     _check_margin,
     _lookup,
@@ -39,9 +45,15 @@ class ExplanationLoss(_Loss):
     kl        ``KL(m / sum(m) || s / sum(s))``                                      sum
     ========= ===================================================================== ===================
 
-    Negative saliency: ``energy`` and ``kl`` use the positive part of the map (clamped at 0, as Model Guidance
-    does); the other designs keep the sign (``outside`` squares it; for signed maps prefer ``normalize="minmax"``
-    with ``l1``/``mse``/``bce``/``dice``). CAM-family maps and absolute gradients are non-negative already.
+    Negative saliency (``sign``): by default ``energy`` and ``kl`` use the positive part of the map (clamped at 0,
+    as Model Guidance does); the other designs keep the sign (``outside`` squares it). CAM-family maps and absolute
+    gradients are non-negative already. ``sign="absolute"`` with a signed map (``CAM(signed=True)``) makes the loss
+    *two-sided*: evidence against the class outside the annotation is penalised as well as evidence for it.
+
+    Negative images (``empty``): by default a (sample, channel) whose mask is all zero contributes nothing.
+    ``empty="penalize"`` reads it as "this class is nowhere in the image": the whole map is outside, and
+    ``outside``/``l1``/``mse``/``bce`` pay for any saliency of the class there. Without it, a shortcut can move into
+    the images that have no annotation (e.g. a marker whose *absence* is evidence against the class).
 
     Robustness to coarse, noisy annotations (RES, Gao et al. 2022):
 
@@ -51,8 +63,8 @@ class ExplanationLoss(_Loss):
       given (``soft_mask=True``); ``soft_mask=False`` binarises at 0.5 (e.g. majority of readers). Values outside
       [0, 1] raise ``ValueError``.
 
-    Empty annotations: a (sample, channel) whose mask is all zero is a negative: it contributes nothing and is not
-    counted in the mean. A batch without any annotation gives a loss of exactly 0 that still backpropagates (zero
+    Empty annotations (``empty="skip"``): a (sample, channel) whose mask is all zero is a negative: it contributes
+    nothing and is not counted in the mean. A batch without any annotation gives a loss of exactly 0 that still backpropagates (zero
     gradient). After each call, :attr:`last_valid` holds the ``(B, K)`` bool tensor of the entries that counted.
 
     Reduction (``monai.utils.LossReduction``), with ``w[b, k] = weight[b] * valid[b, k]``:
@@ -68,9 +80,14 @@ class ExplanationLoss(_Loss):
         soft_mask: use mask values as soft weights (True, default) or binarise at 0.5 (False).
         reduction: ``"none"``, ``"mean"`` or ``"sum"``.
         eps: numerical floor of denominators and offset in ``kl``'s log.
+        sign: ``"auto"``, ``"positive"``, ``"absolute"`` (two-sided) or ``"keep"``
+            (:class:`~monai_explain.losses.designs.SaliencySign`).
+        empty: ``"skip"`` or ``"penalize"`` (:class:`~monai_explain.losses.designs.EmptyMaskPolicy`).
 
     Raises:
-        ValueError: unknown ``design``, ``normalize`` or ``reduction``; negative or non-finite ``margin``.
+        ValueError: unknown ``design``, ``normalize``, ``reduction``, ``sign`` or ``empty``; negative or
+            non-finite ``margin``; ``sign="keep"`` with ``energy``/``kl``; ``empty="penalize"`` with a design whose
+            term is constant on an empty mask.
 
     Example:
         >>> loss = ExplanationLoss(design="energy", margin=0.1)
@@ -88,6 +105,8 @@ class ExplanationLoss(_Loss):
         soft_mask: bool = True,
         reduction: LossReduction | str = LossReduction.MEAN,
         eps: float = 1e-8,
+        sign: SaliencySign | str = SaliencySign.AUTO,
+        empty: EmptyMaskPolicy | str = EmptyMaskPolicy.SKIP,
     ) -> None:
         # _lookup returns the member of the enum it is given (typed Enum)
         reduction_ = cast(LossReduction, _lookup("reduction", reduction, LossReduction))
@@ -101,6 +120,8 @@ class ExplanationLoss(_Loss):
         self.margin = _check_margin(margin)
         self.soft_mask = bool(soft_mask)
         self.eps = float(eps)
+        self.sign = resolve_sign(self.design, sign)
+        self.empty = resolve_empty(self.design, empty)
         self.last_valid: torch.Tensor | None = None
 
     def forward(
@@ -123,7 +144,7 @@ class ExplanationLoss(_Loss):
             TypeError: non-tensor inputs or an integer / bool saliency.
         """
         terms, valid = explanation_loss_terms(
-            saliency, mask, self.design, self.normalize, self.margin, self.soft_mask, self.eps
+            saliency, mask, self.design, self.normalize, self.margin, self.soft_mask, self.eps, self.sign, self.empty
         )
         self.last_valid = valid.detach()
         return reduce_explanation_loss(terms, valid, weight, self.reduction, spatial_dims=saliency.ndim - 2)

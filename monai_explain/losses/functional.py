@@ -13,11 +13,13 @@ Order of operations on ``saliency`` (B, K, *spatial) and ``mask`` (B, K or 1, *s
 2. ``soft_mask=False`` binarises the mask at 0.5 (``mask >= 0.5``); with ``soft_mask=True`` it is used as given;
 3. the saliency is resampled to the mask's grid when the spatial sizes differ (never the mask), then the mask is
    broadcast over the K channels when it has one channel;
-4. ``energy`` and ``kl`` take the positive part of the map (``clamp_min(0)``); the other designs keep its sign;
+4. the sign policy (``sign``): by default ``energy`` and ``kl`` take the positive part of the map (``clamp_min(0)``)
+   and the other designs keep its sign; ``sign="absolute"`` takes ``|s|`` (a two-sided loss on a signed map);
 5. per-sample, per-channel normalisation (:func:`monai_explain.utils.normalize_saliency`; ``"auto"`` picks
    :data:`monai_explain.losses.designs.AUTO_NORMALIZATION`);
 6. the raw design term (B, K), then the margin: ``relu(raw - margin)`` when ``margin > 0``;
-7. entries whose mask channel is empty (no value above 0) are excluded: set to 0 and marked not valid.
+7. entries whose mask channel is empty (no value above 0) are excluded: set to 0 and marked not valid; with
+   ``empty="penalize"`` they count, their whole map being outside the (empty) annotation.
 """
 
 from __future__ import annotations
@@ -35,9 +37,12 @@ from monai.utils import LossReduction, look_up_option
 
 from monai_explain.losses.designs import (
     AUTO_NORMALIZATION,
-    NON_NEGATIVE_DESIGNS,
+    EmptyMaskPolicy,
     ExplanationLossDesign,
+    SaliencySign,
     compute_design_terms,
+    resolve_empty,
+    resolve_sign,
 )
 from monai_explain.utils.checks import check_tensor
 from monai_explain.utils.saliency_ops import SaliencyNormalization, normalize_saliency, resize_saliency
@@ -113,6 +118,8 @@ def explanation_loss_terms(
     margin: float = 0.0,
     soft_mask: bool = True,
     eps: float = 1e-8,
+    sign: SaliencySign | str = SaliencySign.AUTO,
+    empty: EmptyMaskPolicy | str = EmptyMaskPolicy.SKIP,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-(sample, channel) explanation loss and which entries count (their mask is not empty).
 
@@ -126,10 +133,15 @@ def explanation_loss_terms(
             fraction of saliency inside the mask is below ``1 - margin``. ``0`` keeps the raw term.
         soft_mask: ``True`` uses the mask values as weights in [0, 1]; ``False`` binarises the mask at 0.5.
         eps: numerical floor of denominators (see :mod:`monai_explain.losses.designs`).
+        sign: a :class:`~monai_explain.losses.designs.SaliencySign` value: ``"auto"`` (positive part for
+            ``energy``/``kl``, sign kept otherwise), ``"positive"``, ``"absolute"`` (two-sided) or ``"keep"``.
+        empty: a :class:`~monai_explain.losses.designs.EmptyMaskPolicy` value: ``"skip"`` excludes entries with an
+            empty mask, ``"penalize"`` scores them with the whole map outside (``outside``, ``l1``, ``mse``,
+            ``bce`` only).
 
     Returns:
         ``(terms, valid)``: ``terms`` is ``(B, K)`` (0 where not valid, graph kept), ``valid`` a ``(B, K)`` bool
-        tensor, ``True`` where the mask channel has a value above 0.
+        tensor, ``True`` where the mask channel has a value above 0 (every entry with ``empty="penalize"``).
 
     Raises:
         ValueError: unknown design/normalisation, negative margin, shape mismatch (naming both shapes), NaN or Inf
@@ -139,14 +151,19 @@ def explanation_loss_terms(
     design = _lookup("design", design, ExplanationLossDesign)
     norm = AUTO_NORMALIZATION[design] if normalize == "auto" else _lookup("normalize", normalize, SaliencyNormalization)
     margin = _check_margin(margin)
+    sign_, empty_ = resolve_sign(design, sign), resolve_empty(design, empty)
     saliency, mask = _prepare_inputs(saliency, mask, soft_mask)
-    if design in NON_NEGATIVE_DESIGNS:
+    if sign_ == SaliencySign.POSITIVE:
         saliency = saliency.clamp_min(0)
+    elif sign_ == SaliencySign.ABSOLUTE:
+        saliency = saliency.abs()
     saliency = normalize_saliency(saliency, norm, eps=eps)
     raw = compute_design_terms(saliency, mask, design, eps=eps)
     if margin > 0:
         raw = F.relu(raw - margin)
     valid = mask.flatten(2).amax(-1) > 0
+    if empty_ == EmptyMaskPolicy.PENALIZE:
+        valid = torch.ones_like(valid)
     terms = torch.where(valid, raw, torch.zeros_like(raw))
     if logger.isEnabledFor(logging.DEBUG):
         n_out = int((~valid).sum())
@@ -208,6 +225,8 @@ def explanation_loss(
     reduction: LossReduction | str = LossReduction.MEAN,
     weight: torch.Tensor | Sequence[float] | None = None,
     eps: float = 1e-8,
+    sign: SaliencySign | str = SaliencySign.AUTO,
+    empty: EmptyMaskPolicy | str = EmptyMaskPolicy.SKIP,
 ) -> torch.Tensor:
     """Explanation loss of ``saliency`` against annotation ``mask``: :func:`explanation_loss_terms` then
     :func:`reduce_explanation_loss` (see both for the arguments).
@@ -219,5 +238,5 @@ def explanation_loss(
         tensor(0.4000)
     """
     reduction = _lookup("reduction", reduction, LossReduction)  # fail before any work
-    terms, valid = explanation_loss_terms(saliency, mask, design, normalize, margin, soft_mask, eps)
+    terms, valid = explanation_loss_terms(saliency, mask, design, normalize, margin, soft_mask, eps, sign, empty)
     return reduce_explanation_loss(terms, valid, weight, reduction, spatial_dims=saliency.ndim - 2)

@@ -127,10 +127,13 @@ class SaliencyMethod:
     needs_input_grad: ClassVar[bool] = False
     needs_autograd: ClassVar[bool] = True
 
-    def __init__(self, model: nn.Module, batchnorm: BatchNormGrad | str = BatchNormGrad.EXACT) -> None:
+    def __init__(
+        self, model: nn.Module, batchnorm: BatchNormGrad | str = BatchNormGrad.EXACT, signed: bool = False
+    ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
         self.model = model
+        self.signed = bool(signed)
         self.batchnorm = BatchNormGrad(batchnorm)
         self._bn_patch: BatchNormPatch | None = None
         self._handles: list[RemovableHandle] = []
@@ -288,6 +291,10 @@ class SaliencyMethod:
         if type(maps) is not torch.Tensor:  # e.g. MetaTensor: keep the autograd link, drop the metadata
             maps = maps.as_subclass(torch.Tensor)
         return maps
+
+    def _rectify(self, maps: torch.Tensor) -> torch.Tensor:
+        """The ReLU of a class-evidence map, or the map itself when the method is ``signed``."""
+        return maps if self.signed else torch.relu(maps)
 
     def _compute(self, logits: torch.Tensor, index: torch.Tensor | None, inputs: torch.Tensor | None) -> torch.Tensor:
         """Maps ``(B, K, *feature_spatial)`` before resampling; implemented by each method."""

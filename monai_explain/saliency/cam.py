@@ -6,7 +6,6 @@ import logging
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import SaliencyMethod, first_tensor
@@ -49,6 +48,9 @@ class CAM(SaliencyMethod):
         model: a classifier with a global-average-pool + linear head, returning ``(B, C)`` logits.
         target_layer: dotted module name of the last feature map; None to detect it.
         fc_layer: dotted name of the linear classifier; defaults to the last ``nn.Linear`` of the model.
+        signed: keep the sign of ``sum_k W[c, k] * A_k`` (no ReLU). The rectified map hides the evidence *against*
+            the class (negative values); a loss on the signed map (with ``ExplanationLoss(sign="absolute")``) also
+            sees evidence that works through its absence, e.g. a marker whose absence lowers the logit.
 
     Raises:
         ValueError: when the model has no linear layer, or a name is wrong.
@@ -65,9 +67,13 @@ class CAM(SaliencyMethod):
     needs_autograd = False
 
     def __init__(
-        self, model: nn.Module, target_layer: str | nn.Module | None = None, fc_layer: str | nn.Module | None = None
+        self,
+        model: nn.Module,
+        target_layer: str | nn.Module | None = None,
+        fc_layer: str | nn.Module | None = None,
+        signed: bool = False,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, signed=signed)
         self.head = GapLinearHead(model, fc_layer)
         if self.head.module is None:
             raise ValueError(
@@ -155,4 +161,4 @@ class CAM(SaliencyMethod):
                 f"mean of the output of '{self.target_layer}' (in {'train' if self.head.mode else 'eval'} mode); "
                 "use GradCAM for this layer or head."
             )
-        return F.relu(channel_weighted_sum(activation, class_weights(self.head.module.weight, index)))  # type: ignore
+        return self._rectify(channel_weighted_sum(activation, class_weights(self.head.module.weight, index)))  # type: ignore

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import SaliencyMethod, first_tensor
@@ -49,6 +48,8 @@ class GradCAM(SaliencyMethod):
             ``"per_sample"``, see :class:`~monai_explain.saliency.batchnorm.BatchNormGrad`); only the layers after
             the target (in module registration order) are differentiated twice, so at the last feature map nothing
             is patched.
+        signed: keep the sign of the weighted sum (no ReLU), so that evidence against the class is visible (see
+            :class:`~monai_explain.saliency.CAM`).
 
     Raises:
         ValueError: for a wrong layer name, a bad ``fast_path`` or ``fast_path=True`` without a linear layer.
@@ -69,8 +70,9 @@ class GradCAM(SaliencyMethod):
         fast_path: bool | str = "auto",
         fc_layer: str | nn.Module | None = None,
         batchnorm: BatchNormGrad | str = BatchNormGrad.EXACT,
+        signed: bool = False,
     ) -> None:
-        super().__init__(model, batchnorm=batchnorm)
+        super().__init__(model, batchnorm=batchnorm, signed=signed)
         if target_layer is None:
             raise ValueError(f"{type(self).__name__} needs a target_layer (CAM detects the last feature map itself).")
         if not any(fast_path is c or (isinstance(c, str) and fast_path == c) for c in _FAST_PATH_CHOICES):
@@ -126,13 +128,13 @@ class GradCAM(SaliencyMethod):
             )
         if self.head is not None and self.head.check(activation, self.target_layer):
             n = math.prod(activation.shape[2:])
-            return F.relu(channel_weighted_sum(activation, class_weights(self.head.module.weight, index) / n))  # type: ignore
+            return self._rectify(channel_weighted_sum(activation, class_weights(self.head.module.weight, index) / n))  # type: ignore
         if self.fast_path is True:
             raise RuntimeError(
                 f"fast_path=True but the output of '{self.target_layer}' does not reach '{self.head.name}' "  # type: ignore
                 "through global average pooling only."
             )
-        return F.relu(self._gradient_map(logits, index, activation))
+        return self._rectify(self._gradient_map(logits, index, activation))
 
     def _gradient_map(self, logits: torch.Tensor, index: torch.Tensor | None, activation: torch.Tensor) -> torch.Tensor:
         """Un-rectified ``(B, K, *spatial)`` maps from the gradients of the target scores w.r.t. ``activation``."""

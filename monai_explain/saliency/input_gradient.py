@@ -35,6 +35,8 @@ class InputGradient(SaliencyMethod):
             the L1 norm over channels).
         batchnorm: second derivative of the network's BatchNorm layers (``"exact"``, ``"native"`` or
             ``"per_sample"``, see :class:`~monai_explain.saliency.batchnorm.BatchNormGrad`).
+        signed: keep the sign of the attribution (the gradient, or ``x * gradient``) instead of its absolute value,
+            e.g. to let a loss see evidence for and against the class separately.
 
     Example:
         >>> from monai.networks.nets import DenseNet121
@@ -51,13 +53,14 @@ class InputGradient(SaliencyMethod):
         model: nn.Module,
         channel_reduction: ChannelReduction | str = ChannelReduction.SUM,
         batchnorm: BatchNormGrad | str = BatchNormGrad.EXACT,
+        signed: bool = False,
     ) -> None:
-        super().__init__(model, batchnorm=batchnorm)
+        super().__init__(model, batchnorm=batchnorm, signed=signed)
         self.channel_reduction = ChannelReduction(channel_reduction)
 
     def _attribution(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """Per-channel, non-negative attribution ``(B, C_in, *spatial)``."""
-        return grad.abs()
+        return grad if self.signed else grad.abs()
 
     def _reduce(self, a: torch.Tensor) -> torch.Tensor:
         if self.channel_reduction == ChannelReduction.SUM:
@@ -95,4 +98,4 @@ class InputXGradient(InputGradient):
     """
 
     def _attribution(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        return (x * grad).abs()
+        return x * grad if self.signed else (x * grad).abs()

@@ -31,7 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sweep = sub.add_parser("sweep", help="train + evaluate every (design, lambda, seed) and write the report")
     sweep.add_argument("--bundle", default="bundles/cxr_expl", help="bundle folder (with configs/)")
-    sweep.add_argument("--designs", nargs="+", default=["energy", "outside", "dice"])
+    sweep.add_argument("--designs", nargs="+", default=None,
+                       help="loss designs or labels of --settings (default: every label of --settings, else "
+                            "energy outside dice)")
+    sweep.add_argument("--settings", default=None,
+                       help="JSON file {label: {config_id: value}}: named settings usable in --designs")
+    sweep.add_argument("--no_gallery", action="store_true", help="skip the saliency gallery of the report")
     sweep.add_argument("--lambdas", nargs="+", type=float, default=[0.0, 0.1, 0.3, 1.0, 3.0])
     sweep.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     sweep.add_argument("--splits", nargs="+", default=None, help="splits to evaluate (default: the bundle contract's)")
@@ -54,8 +59,18 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--set takes ID=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         overrides[key] = _value(value)
-    path = run_sweep(args.bundle, args.designs, args.lambdas, args.seeds, args.out, overrides, args.splits,
-                     args.n_resamples)  # fmt: skip
+    named = None
+    if args.settings:
+        with open(args.settings) as f:
+            named = json.load(f)
+        if not isinstance(named, dict) or not all(isinstance(v, dict) for v in named.values()):
+            parser.error(f"--settings {args.settings}: expected a JSON object {{label: {{config_id: value}}}}")
+    designs = args.designs or (list(named) if named else ["energy", "outside", "dice"])
+    unknown = [d for d in designs if "/" in d and not (named and d in named)]
+    if unknown:
+        parser.error(f"--designs {unknown}: not a label of --settings {args.settings}")
+    path = run_sweep(args.bundle, designs, args.lambdas, args.seeds, args.out, overrides, args.splits,
+                     args.n_resamples, gallery=not args.no_gallery, settings=named)  # fmt: skip
     print(f"report: {path}")
     return 0
 

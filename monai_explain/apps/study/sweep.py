@@ -8,6 +8,11 @@ under the key ``"monai_explain_study"``. A finished run leaves ``<out>/runs/<nam
 again; an interrupted one resumes from its last checkpoint. Progress (runs done / total, ETA) is logged and printed.
 
 lambda = 0 does not depend on the loss design, so it is trained once per seed, as design ``"none"``.
+
+A "design" of the study is either a loss design name (set as the contract's ``design`` id) or the label of a named
+setting: a set of config overrides given in ``settings`` (``--settings FILE.json`` on the command line), e.g.
+``{"gradcam/energy": {"saliency": "gradcam", "saliency_kwargs": {"target_layer": "features.transition2"},
+"loss_design": "energy"}}``; the label is what the report calls the design.
 """
 
 from __future__ import annotations
@@ -126,17 +131,31 @@ def prepare_data(bundle: Path, base: Mapping[str, Any], contract: Mapping[str, A
     prep.run()
     prep.finalize()
     return {k: v for k, v in base.items() if k.split("#")[0] not in only_prep}
-def _overrides(setting: SweepSetting, out: Path, base: Mapping[str, Any], contract: Mapping[str, Any]) -> dict:
-    ids, run_dir = contract["ids"], out / "runs" / setting.name
-    design = contract["design_when_lambda0"] if setting["design"] == BASELINE_DESIGN else setting["design"]
-    return {**base, ids["design"]: design, ids["lambda"]: setting["lambda"], ids["seed"]: setting["seed"],
+def _overrides(
+    setting: SweepSetting,
+    out: Path,
+    base: Mapping[str, Any],
+    contract: Mapping[str, Any],
+    named: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict:
+    ids, run_dir, label = contract["ids"], out / "runs" / setting.name, setting["design"]
+    if named and label in named:
+        chosen = dict(named[label])
+    else:
+        chosen = {ids["design"]: contract["design_when_lambda0"] if label == BASELINE_DESIGN else label}
+    return {**base, **chosen, ids["lambda"]: setting["lambda"], ids["seed"]: setting["seed"],
             ids["ckpt_dir"]: str(run_dir / "models"), ids["output_dir"]: str(run_dir / "eval"),
             ids["tracking_uri"]: f"sqlite:///{out / 'mlruns.db'}", ids["run_name"]: setting.name,
             ids["experiment_name"]: base.get(ids["experiment_name"], "sweep")}  # fmt: skip
 
 
 def run_setting(
-    bundle: Path, setting: SweepSetting, out: Path, base: Mapping[str, Any], contract: Mapping[str, Any]
+    bundle: Path,
+    setting: SweepSetting,
+    out: Path,
+    base: Mapping[str, Any],
+    contract: Mapping[str, Any],
+    named: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one run (or read its record): ``{design, lambda, seed, name, per_image: [csv, ...]}``."""
     run_dir = out / "runs" / setting.name
@@ -145,7 +164,7 @@ def run_setting(
         return json.loads(record_path.read_text())
     ids, configs = contract["ids"], bundle / "configs"
     run_dir.mkdir(parents=True, exist_ok=True)
-    overrides = _overrides(setting, out, base, contract)
+    overrides = _overrides(setting, out, base, contract, named)
     train = ConfigWorkflow(config_file=str(configs / contract["train_config"]), workflow_type="train", resume=True,
                            **overrides)  # fmt: skip
     train.initialize()
@@ -180,22 +199,29 @@ def run_sweep(
     splits: Sequence[str] | None = None,
     n_resamples: int = 10000,
     gallery: bool = True,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
-    """Run (or resume) the whole study and write ``<out>/report``; returns the path of ``summary.md``."""
+    """Run (or resume) the whole study and write ``<out>/report``; returns the path of ``summary.md``.
+
+    ``settings`` names sets of config overrides usable as designs (see the module docstring); a label equal to
+    :data:`BASELINE_DESIGN` is refused.
+    """
+    if settings and BASELINE_DESIGN in settings:
+        raise ValueError(f"settings: the label {BASELINE_DESIGN!r} is reserved for the lambda = 0 runs.")
     bundle, out = Path(bundle).resolve(), Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     contract = bundle_contract(bundle)
     if splits:
         contract["splits"] = list(splits)
     base = prepare_data(bundle, {"bundle_root": str(bundle), **(overrides or {})}, contract)
-    settings = sweep_settings(designs, lambdas, seeds)
-    progress = Progress(len(settings))
-    logger.info(f"sweep: {len(settings)} runs x splits {contract['splits']} into {out}")
+    runs = sweep_settings(designs, lambdas, seeds)
+    progress = Progress(len(runs))
+    logger.info(f"sweep: {len(runs)} runs x splits {contract['splits']} into {out}")
     records = []
-    for s in settings:
+    for s in runs:
         done_before = (out / "runs" / s.name / "run.json").is_file()
         t0 = time.perf_counter()
-        records.append(run_setting(bundle, s, out, base, contract))
+        records.append(run_setting(bundle, s, out, base, contract, settings))
         line = progress.update(s.name, None if done_before else time.perf_counter() - t0)
         logger.info(line)
         print(line, flush=True)
@@ -204,11 +230,19 @@ def run_sweep(
         df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}"
     )
     if gallery:
-        _gallery(bundle, out, base, contract, df, settings)
+        _gallery(bundle, out, base, contract, df, runs, settings)
     return path
 
 
-def _gallery(bundle: Path, out: Path, base: Mapping, contract: Mapping, df: Any, settings: list[SweepSetting]) -> None:
+def _gallery(
+    bundle: Path,
+    out: Path,
+    base: Mapping,
+    contract: Mapping,
+    df: Any,
+    settings: list[SweepSetting],
+    named: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
     """``report/gallery.png``: the first seed's lambda = 0 run and the run with the best mean saliency precision."""
     split = contract["splits"][0]
     chosen = [s for s in settings if s["lambda"] == 0][:1]
@@ -223,6 +257,7 @@ def _gallery(bundle: Path, out: Path, base: Mapping, contract: Mapping, df: Any,
         return
     configs = [bundle / "configs" / contract["train_config"], bundle / "configs" / contract["evaluate_config"]]
     runs = {
-        f"{s['design']} lambda={s['lambda']:g} seed {s['seed']}": _overrides(s, out, base, contract) for s in chosen
+        f"{s['design']} lambda={s['lambda']:g} seed {s['seed']}": _overrides(s, out, base, contract, named)
+        for s in chosen
     }
     saliency_gallery(configs, runs, contract, split, out / "report" / "gallery.png")
