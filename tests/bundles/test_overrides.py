@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -98,3 +99,25 @@ def test_string_false_is_false(tmp_path, tiny_dataset):
     assert wf.parser.get_parsed_content("lambda_schedule#end") == 0.5
     assert wf.parser["train#handlers#2#_target_"].endswith("LastCheckpointLoader")
     assert wf.parser.get_parsed_content("train#handlers#2#_disabled_") is True, "resume 'False': no loader"
+
+
+def test_data_preparation_marker_kind_and_shift_from_the_command_line(tmp_path):
+    """Other shortcuts for robustness tables: marker kind and a reversed shift pass through ``--synthetic#...``."""
+    data = tmp_path / "text_reversed"
+    small = ["--synthetic#n_train", "8", "--synthetic#n_val", "2", "--synthetic#n_test", "2"]
+    small += ["--synthetic#n_test_shifted", "4", "--synthetic#image_size", "64"]
+    out = _bundle(
+        tmp_path, "--dataset_dir", str(data), "--synthetic#marker_kind", "text", *small,
+        "--synthetic#shifted_marker_prob", "[0.05, 0.95]", config="prepare_data.json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["parameters"]["marker_kind"] == "text"
+    assert manifest["parameters"]["shifted_marker_prob"] == [0.05, 0.95]
+    assert manifest["counts"]["test_shifted"]["marker_positive"] == 0  # round(0.05 * 2)
+    assert manifest["counts"]["test_shifted"]["marker_negative"] == 2  # round(0.95 * 2)
+    assert len((data / "confounder_boxes.csv").read_text().splitlines()) == 1 + 4 + 1 + 1 + 2
+    bad = _bundle(tmp_path, "--dataset_dir", str(tmp_path / "bad"), "--synthetic#marker_kind", "rular", *small,
+                  config="prepare_data.json")  # fmt: skip
+    assert bad.returncode != 0 and "marker_kind must be one of ['corner', 'ruler', 'text'], got 'rular'" in bad.stderr
+    assert not (tmp_path / "bad").exists()

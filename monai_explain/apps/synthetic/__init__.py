@@ -1,7 +1,7 @@
 """Embedded default data: synthetic data sets generated on first run, written in public formats.
 
-- :func:`generate_shortcut_cxr` - 2D chest X-rays with subtle lesions and a spurious corner marker
-  (the "shortcut"), in VinDr-CXR's format (DICOM + ``train.csv``), with ``train`` / ``val`` / ``test``
+- :func:`generate_shortcut_cxr` - 2D chest X-rays with subtle lesions and a spurious marker (the
+  "shortcut": a corner laterality tag, an edge ruler or a text tag, see :class:`MarkerKind`), in VinDr-CXR's format (DICOM + ``train.csv``), with ``train`` / ``val`` / ``test``
   / ``test_shifted`` splits.
 - :func:`generate_synthetic_ct` - 3D chest CT volumes with spherical nodules, LUNA16 format
   (MetaImage and/or NIfTI + ``annotations.csv`` in LPS world millimetres).
@@ -29,7 +29,15 @@ from monai_explain.apps.synthetic.cxr import (
     jitter_box,
     load_splits,
 )
-from monai_explain.apps.synthetic.cxr_phantom import ChestPhantom, draw_chest_xray, draw_corner_marker
+from monai_explain.apps.synthetic.cxr_phantom import (
+    ChestPhantom,
+    MarkerKind,
+    draw_chest_xray,
+    draw_corner_marker,
+    draw_marker,
+    draw_ruler_marker,
+    draw_text_marker,
+)
 from monai_explain.apps.synthetic.dicom_writer import DX_FOR_PRESENTATION_SOP_CLASS, write_xray_dicom
 from monai_explain.apps.synthetic.manifest import MANIFEST_NAME, is_generated, normalize_parameters, write_manifest
 from monai_explain.apps.synthetic.metaimage import METAIMAGE_TYPES, metaimage_affine, read_metaimage, write_metaimage
@@ -49,9 +57,13 @@ __all__ = [
     "VINDR_COLUMNS",
     "ChestCTPhantom",
     "ChestPhantom",
+    "MarkerKind",
     "draw_chest_ct",
     "draw_chest_xray",
     "draw_corner_marker",
+    "draw_marker",
+    "draw_ruler_marker",
+    "draw_text_marker",
     "exact_assignment",
     "generate_shortcut_cxr",
     "generate_synthetic_ct",

@@ -1,10 +1,11 @@
 """The synthetic "shortcut" chest X-ray data set, written in VinDr-CXR's published format.
 
 Positive images carry one or more subtle lesions inside the lungs (boxed by several simulated
-readers); a spurious corner marker goes with the positive label in ``train`` / ``val`` / ``test``
-but is independent of it in ``test_shifted``. A classifier that learns the marker shortcut scores
-well in distribution and drops on ``test_shifted``; explanation supervision with the lesion boxes
-should remove that gap. Measured with the defaults (400 training images, no augmentation, 40 epochs):
+readers); a spurious marker (a corner laterality tag by default, or an edge ruler or a text tag:
+``marker_kind``) goes with the positive label in ``train`` / ``val`` / ``test`` but is independent
+of it (or reversed: ``shifted_marker_prob``) in ``test_shifted``. A classifier that learns the marker
+shortcut scores well in distribution and drops on ``test_shifted``; explanation supervision with the
+lesion boxes should remove that gap. Measured with the defaults (400 training images, no augmentation, 40 epochs):
 a small CNN or a ResNet-18 trained on ``train`` scores 0.94-0.97 on ``test`` and 0.50-0.63 on
 ``test_shifted`` (the marker-only rule gives 0.96 / 0.50); the same models trained with the marker
 independent of the label reach 0.80-0.98 on ``test_shifted``: the lesions are learnable.
@@ -32,7 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from monai_explain.apps.synthetic.cxr_phantom import _as_size, draw_chest_xray
+from monai_explain.apps.synthetic.cxr_phantom import (
+    MarkerKind,
+    _as_size,
+    _marker_kind,
+    draw_chest_xray,
+    draw_marker,
+)
 from monai_explain.apps.synthetic.dicom_writer import write_xray_dicom
 from monai_explain.apps.synthetic.manifest import (
     check_generator_folder,
@@ -130,6 +137,38 @@ def _check_fraction(name: str, value: float) -> None:
         raise ValueError(f"{name} must be in [0, 1], got {value}.")
 
 
+def _shifted_marker_probs(value: float | Sequence[float] | str) -> tuple[tuple[float, float], float | list[float]]:
+    """Parse ``shifted_marker_prob``: a number for both classes or a pair ``[p_positive, p_negative]`` (or JSON text).
+
+    Returns:
+        ``(p_positive, p_negative)`` and the value to record in the manifest (the number, or the pair as a list).
+    """
+    given = value
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"shifted_marker_prob must be a number or [p_positive, p_negative], got {given!r}."
+            ) from err
+    recorded: float | list[float]
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        pair = (float(value), float(value))
+        recorded = value if isinstance(value, (int, float)) else float(value)
+    elif (
+        isinstance(value, (Sequence, np.ndarray))
+        and len(value) == 2
+        and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value)
+    ):
+        pair = (float(value[0]), float(value[1]))
+        recorded = list(pair)
+    else:
+        raise ValueError(f"shifted_marker_prob must be a number or [p_positive, p_negative], got {given!r}.")
+    if not all(0.0 <= v <= 1.0 for v in pair):
+        raise ValueError(f"shifted_marker_prob values must be in [0, 1], got {given!r}.")
+    return pair, recorded
+
+
 def _fmt(v: float) -> str:
     return f"{float(v):.1f}"
 
@@ -145,7 +184,7 @@ def generate_shortcut_cxr(
     prevalence: float = 0.5,
     marker_prob_positive: float = 0.95,
     marker_prob_negative: float = 0.05,
-    shifted_marker_prob: float = 0.5,
+    shifted_marker_prob: float | Sequence[float] = 0.5,
     n_readers: int = 3,
     box_jitter: float = 0.1,
     box_enlarge: float = 1.0,
@@ -153,6 +192,7 @@ def generate_shortcut_cxr(
     max_lesions: int = 1,
     lesion_radius: Sequence[float] = (0.04, 0.08),
     lesion_contrast: Sequence[float] = (0.14, 0.26),
+    marker_kind: str = MarkerKind.CORNER,
     marker_size: float = 0.08,
     monochrome1_fraction: float = 0.25,
     bits_stored: int = 12,
@@ -170,8 +210,17 @@ def generate_shortcut_cxr(
     nothing is written (generate on first run). Counts are exact (``round`` below rounds half up):
     a split of ``n`` images has ``round(prevalence * n)`` positives, ``round(marker_prob_positive *
     n_pos)`` of them with the marker, ``round(marker_prob_negative * n_neg)`` marked negatives
-    (``shifted_marker_prob`` for both classes in ``test_shifted``) and ``round(monochrome1_fraction
-    * n)`` MONOCHROME1 files.
+    (``shifted_marker_prob`` in ``test_shifted``) and ``round(monochrome1_fraction * n)`` MONOCHROME1
+    files.
+
+    Kinds of shortcut, for robustness studies: ``marker_kind`` picks what the marker looks like and where
+    it sits, ``marker_prob_positive`` / ``marker_prob_negative`` how strongly it goes with the label (0.9 /
+    0.1 for a 90/10 correlation) and ``shifted_marker_prob`` how ``test_shifted`` breaks it: one number
+    for both classes (independent of the label, the default 0.5) or ``[p_positive, p_negative]``
+    (``[0.05, 0.95]`` reverses the correlation). On a bundle command line:
+    ``--synthetic#marker_kind ruler --synthetic#shifted_marker_prob "[0.05, 0.95]"``. The manifest
+    records ``shifted_marker_prob`` (the number, or the pair as a list) and ``marker_kind`` unless it is "corner" (so sets generated
+    before these options existed are still recognised).
 
     ``train.csv`` has one row per box per reader; a reader who saw nothing (every reader of a
     negative image) writes one "No finding" row (class_id 14, empty coordinates). Coordinates are
@@ -185,13 +234,15 @@ def generate_shortcut_cxr(
         n_train: images in the ``train`` split.
         n_val: images in ``val``.
         n_test: images in ``test`` (in distribution: same marker correlation as train).
-        n_test_shifted: images in ``test_shifted`` (marker independent of the label).
+        n_test_shifted: images in ``test_shifted`` (marker correlation set by ``shifted_marker_prob``).
         image_size: int or (rows, columns) of the written DICOMs.
         seed: random seed.
         prevalence: fraction of positive images per split.
         marker_prob_positive: p(marker | positive) in train / val / test.
         marker_prob_negative: p(marker | negative) in train / val / test.
-        shifted_marker_prob: p(marker) for both classes in test_shifted.
+        shifted_marker_prob: p(marker) in test_shifted: a number for both classes (independent of the
+            label), or a pair ``[p(marker | positive), p(marker | negative)]``, e.g. ``[0.05, 0.95]`` for a
+            reversed correlation (JSON text such as ``"[0.05, 0.95]"`` is accepted too).
         n_readers: readers (rad_ids) per image, 1 to 17.
         box_jitter: reader box edge noise, fraction of the box side.
         box_enlarge: reader box scale factor (>= 1 for loose boxes).
@@ -199,7 +250,15 @@ def generate_shortcut_cxr(
         max_lesions: positives get 1 .. max_lesions lesions (uniform).
         lesion_radius: (min, max) lesion semi-axis as a fraction of the smaller image side.
         lesion_contrast: (min, max) lesion peak intensity (image range [0, 1]).
-        marker_size: marker side as a fraction of the smaller image side.
+        marker_kind: the spurious marker, a :class:`~monai_explain.apps.synthetic.MarkerKind`: "corner" (a
+            bright square with a dark "L" / "R" in a top corner), "ruler" (a bright bar with ticks along the
+            bottom, left or right edge, over 30-55% of it) or "text" (3-6 bright stroke characters near the top
+            or bottom edge, off the lungs). Its tight box goes to images.csv, truth_boxes.csv and
+            confounder_boxes.csv; images.csv's ``marker_letter`` holds the letter (corner), the characters
+            (text) or nothing (ruler).
+        marker_size: marker size as a fraction of the smaller image side, at least 5 pixels: the side of the
+            corner square, the thickness of the ruler across its edge, the character height of the text tag
+            (rounded down to a multiple of 5 pixels).
         monochrome1_fraction: fraction of files stored as MONOCHROME1 (inverted stored values).
         bits_stored: DICOM BitsStored (values are unsigned 16-bit).
         rescale_slope: DICOM RescaleSlope.
@@ -213,8 +272,8 @@ def generate_shortcut_cxr(
         ``Path(root)``.
 
     Raises:
-        ValueError: a bad argument (named), or ``root`` holds a set made with other arguments and
-            ``overwrite`` is False.
+        ValueError: a bad argument (named; also a marker too large for the image), or ``root`` holds a
+            set made with other arguments and ``overwrite`` is False.
 
     Example:
         >>> root = generate_shortcut_cxr("/tmp/shortcut_cxr", n_train=8, n_val=4, n_test=4, n_test_shifted=4,
@@ -230,11 +289,15 @@ def generate_shortcut_cxr(
     for name, n in sizes.items():
         if int(n) != n or n < 0:
             raise ValueError(f"n_{name} must be a non-negative int, got {n!r}.")
+    (shifted_pos, shifted_neg), shifted_recorded = _shifted_marker_probs(shifted_marker_prob)
+    kind = _marker_kind(marker_kind)
+    if not marker_size > 0:
+        raise ValueError(f"marker_size must be > 0, got {marker_size}.")
+    draw_marker(np.zeros((rows, cols)), np.random.default_rng(0), kind, marker_size)  # fits? (raises before writing)
     for name, value in (
         ("prevalence", prevalence),
         ("marker_prob_positive", marker_prob_positive),
         ("marker_prob_negative", marker_prob_negative),
-        ("shifted_marker_prob", shifted_marker_prob),
         ("reader_miss_prob", reader_miss_prob),
         ("monochrome1_fraction", monochrome1_fraction),
     ):
@@ -253,13 +316,15 @@ def generate_shortcut_cxr(
         "n_train": n_train, "n_val": n_val, "n_test": n_test, "n_test_shifted": n_test_shifted,
         "image_size": [rows, cols], "seed": seed, "prevalence": prevalence,
         "marker_prob_positive": marker_prob_positive, "marker_prob_negative": marker_prob_negative,
-        "shifted_marker_prob": shifted_marker_prob, "n_readers": n_readers, "box_jitter": box_jitter,
+        "shifted_marker_prob": shifted_recorded, "n_readers": n_readers, "box_jitter": box_jitter,
         "box_enlarge": box_enlarge, "reader_miss_prob": reader_miss_prob, "max_lesions": max_lesions,
         "lesion_radius": list(lesion_radius), "lesion_contrast": list(lesion_contrast),
         "marker_size": marker_size, "monochrome1_fraction": monochrome1_fraction, "bits_stored": bits_stored,
         "rescale_slope": rescale_slope, "rescale_intercept": rescale_intercept, "pixel_spacing": spacing,
         "class_name": class_name, "class_id": class_id,
     }  # fmt: skip
+    if kind != MarkerKind.CORNER:  # absent for the default: manifests of earlier sets still match
+        params["marker_kind"] = kind.value
     root = Path(root)
     check_generator_folder(root)
     splits_path = root / "splits.json"
@@ -284,9 +349,7 @@ def generate_shortcut_cxr(
         arng = np.random.default_rng([seed, k, 13])
         labels = exact_assignment(arng, n, prevalence)
         p_pos, p_neg = (
-            (shifted_marker_prob, shifted_marker_prob)
-            if split == "test_shifted"
-            else (marker_prob_positive, marker_prob_negative)
+            (shifted_pos, shifted_neg) if split == "test_shifted" else (marker_prob_positive, marker_prob_negative)
         )
         markers = np.zeros(n, dtype=bool)
         markers[labels] = exact_assignment(arng, int(labels.sum()), p_pos)
@@ -312,6 +375,7 @@ def generate_shortcut_cxr(
                 (rows, cols),
                 n_lesions=n_les,
                 marker=bool(markers[i]),
+                marker_kind=kind,
                 lesion_radius=tuple(lesion_radius),
                 lesion_contrast=tuple(lesion_contrast),
                 marker_size=marker_size,

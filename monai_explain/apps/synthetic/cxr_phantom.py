@@ -1,4 +1,8 @@
-"""A vectorised 2D chest X-ray phantom: body, lungs, heart, ribs, texture, lesions and a corner marker."""
+"""A vectorised 2D chest X-ray phantom: body, lungs, heart, ribs, texture, lesions and a spurious marker.
+
+The marker (the "shortcut" of :func:`monai_explain.apps.synthetic.generate_shortcut_cxr`) is one of the kinds of
+:class:`MarkerKind`: a laterality tag in a top corner, a ruler along an image edge, or a burned-in text tag.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,55 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from monai.utils import look_up_option
+from monai.utils.enums import StrEnum
 
-__all__ = ["ChestPhantom", "draw_chest_xray", "draw_corner_marker"]
+__all__ = [
+    "ChestPhantom",
+    "MarkerKind",
+    "draw_chest_xray",
+    "draw_corner_marker",
+    "draw_marker",
+    "draw_ruler_marker",
+    "draw_text_marker",
+]
+
+
+class MarkerKind(StrEnum):
+    """Kinds of spurious marker burned into the synthetic radiographs.
+
+    - ``CORNER``: a laterality tag, a bright square with a dark "L" or "R", in a top corner.
+    - ``RULER``: a bright bar with tick marks along the bottom, left or right image edge.
+    - ``TEXT``: 3 to 6 bright pixel-stroke characters near the top or bottom edge (burned-in text).
+    """
+
+    CORNER = "corner"
+    RULER = "ruler"
+    TEXT = "text"
+
 
 # 5x5 glyphs of the laterality letters, drawn dark inside the bright marker square.
 _GLYPHS = {
     "L": np.array([[1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 0]], dtype=bool),
     "R": np.array([[1, 1, 1, 0, 0], [1, 0, 0, 1, 0], [1, 1, 1, 0, 0], [1, 0, 1, 0, 0], [1, 0, 0, 1, 0]], dtype=bool),
 }
+
+# 3 columns x 5 rows stroke glyphs of the burned-in text tags ("#" = stroke), one string per row.
+_TEXT_GLYPHS = {
+    "A": (".#.", "#.#", "###", "#.#", "#.#"),
+    "C": ("###", "#..", "#..", "#..", "###"),
+    "E": ("###", "#..", "##.", "#..", "###"),
+    "H": ("#.#", "#.#", "###", "#.#", "#.#"),
+    "P": ("##.", "#.#", "##.", "#..", "#.."),
+    "T": ("###", ".#.", ".#.", ".#.", ".#."),
+    "X": ("#.#", "#.#", ".#.", "#.#", "#.#"),
+    "0": ("###", "#.#", "#.#", "#.#", "###"),
+    "1": (".#.", "##.", ".#.", ".#.", "###"),
+    "2": ("##.", "..#", ".#.", "#..", "###"),
+    "4": ("#.#", "#.#", "###", "..#", "..#"),
+    "7": ("###", "..#", ".#.", ".#.", ".#."),
+}
+_TEXT_CHARS = "".join(_TEXT_GLYPHS)
 
 
 @dataclass
@@ -27,8 +72,10 @@ class ChestPhantom:
             ``x_min .. x_max - 1`` and rows ``y_min .. y_max - 1``.
         lesion_mask: bool array (rows, columns), True on lesion pixels.
         lung_mask: bool array (rows, columns), True inside the lung fields.
-        marker_box: int64 array (4,) box of the corner marker in the same convention, or None.
-        marker_letter: "L", "R" or None.
+        marker_box: int64 array (4,) tight box of the marker in the same convention, or None.
+        marker_letter: the laterality letter ("L" or "R") of a corner marker, the characters of a text tag,
+            None for a ruler or no marker.
+        marker_kind: the :class:`MarkerKind` value of the marker drawn, or None.
     """
 
     image: np.ndarray
@@ -37,6 +84,7 @@ class ChestPhantom:
     lung_mask: np.ndarray
     marker_box: np.ndarray | None = None
     marker_letter: str | None = None
+    marker_kind: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -97,11 +145,179 @@ def draw_corner_marker(
     return np.array([c0, r0, c0 + side, r0 + side], dtype=np.int64), letter
 
 
+def _marker_side(size: float, rows: int, cols: int) -> int:
+    """The marker's characteristic size in pixels: ``size`` times the smaller side, at least 5."""
+    return max(5, round(size * min(rows, cols)))
+
+
+def draw_ruler_marker(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    size: float = 0.08,
+    intensity: float = 1.0,
+    avoid: np.ndarray | None = None,
+    max_tries: int = 50,
+) -> np.ndarray:
+    """Burn an edge ruler (a bright bar with tick marks, as radiographers lay on the detector) in place.
+
+    The ruler runs along the bottom, left or right edge (drawn from ``rng``), ``margin`` to ``margin + jitter``
+    pixels from it (``margin`` = 3% of the smaller side), over 30% to 55% of that edge at a random position.
+    Its thickness across the edge is ``max(5, round(size * min(rows, columns)))``, the side of a corner marker of
+    the same ``size``: a bar of a third of it on the outer side, ticks pointing inwards, every fifth tick and both
+    end ticks across the full thickness, so the ruler fills its box edge to edge. Placements whose box touches
+    ``avoid`` (e.g. the lung fields) are redrawn up to ``max_tries`` times.
+
+    Args:
+        image: float array (rows, columns), modified in place.
+        rng: random generator (edge, length and position are drawn from it).
+        size: ruler thickness as a fraction of the smaller image side.
+        intensity: value of the bar and ticks.
+        avoid: optional bool mask (rows, columns) the ruler's box should not touch.
+        max_tries: placement attempts before the last one is kept even if it touches ``avoid``.
+
+    Returns:
+        box ``[x_min, y_min, x_max, y_max]`` (x = column, y = row, half-open), tight around the drawn pixels.
+
+    Raises:
+        ValueError: the ruler does not fit in the image (``size`` too large).
+    """
+    rows, cols = image.shape
+    thick = _marker_side(size, rows, cols)
+    margin = max(1, round(0.03 * min(rows, cols)))
+    jitter = max(1, margin // 2)
+    if thick + margin + jitter > min(rows, cols) // 4:
+        raise ValueError(f"marker_size {size} gives a {thick}-pixel ruler: too thick for a {rows}x{cols} image.")
+    bar = max(1, thick // 3)
+    step = max(2, thick // 2)
+    tick_w = max(1, thick // 10)
+    minor = bar + max(1, (thick - bar) // 2)
+    for _ in range(max(1, max_tries)):
+        edge = ("bottom", "left", "right")[int(rng.integers(0, 3))]
+        along = cols if edge == "bottom" else rows
+        n_ticks = max(2, int(rng.uniform(0.3, 0.55) * along - tick_w) // step)
+        length = n_ticks * step + tick_w
+        start = int(rng.integers(margin, max(margin, along - margin - length) + 1))
+        offset = margin + int(rng.integers(0, jitter + 1))
+        if edge == "bottom":
+            r0, c0, h, w = rows - offset - thick, start, thick, length
+        else:
+            r0, c0, h, w = start, offset if edge == "left" else cols - offset - thick, length, thick
+        if avoid is None or not avoid[r0 : r0 + h, c0 : c0 + w].any():
+            break
+    # the ruler in its own frame: axis 0 across the edge (row 0 on the outer side), axis 1 along it
+    ruler = np.zeros((thick, length), dtype=bool)
+    ruler[:bar] = True
+    for k in range(n_ticks + 1):
+        ruler[: thick if k % 5 == 0 or k == n_ticks else minor, k * step : k * step + tick_w] = True
+    patch = {"bottom": ruler[::-1], "left": ruler.T, "right": ruler.T[:, ::-1]}[edge]
+    image[r0 : r0 + h, c0 : c0 + w][patch] = intensity
+    return np.array([c0, r0, c0 + w, r0 + h], dtype=np.int64)
+
+
+def draw_text_marker(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    size: float = 0.08,
+    intensity: float = 1.0,
+    avoid: np.ndarray | None = None,
+    max_tries: int = 50,
+) -> tuple[np.ndarray, str]:
+    """Burn a text tag (3 to 6 bright pixel-stroke characters, like a hospital's burned-in label) in place.
+
+    Characters are 3x5-cell stroke glyphs scaled by an integer factor so that their height is
+    ``max(5, round(size * min(rows, columns)))`` rounded down to a multiple of 5 (the side of a corner marker of
+    the same ``size``, at a whole glyph scale), one cell apart. The tag is placed near the top or bottom edge
+    (``margin`` to ``margin + jitter`` pixels from it, ``margin`` = 3% of the smaller side) at a random column;
+    positions whose box touches ``avoid`` (e.g. the lung fields) are redrawn up to ``max_tries`` times.
+
+    Args:
+        image: float array (rows, columns), modified in place.
+        rng: random generator (characters, edge and position are drawn from it).
+        size: character height as a fraction of the smaller image side.
+        intensity: value of the strokes (pixels between strokes keep the image).
+        avoid: optional bool mask (rows, columns) the tag's box should not touch.
+        max_tries: placement attempts before the last one is kept even if it touches ``avoid``.
+
+    Returns:
+        (box, text): box ``[x_min, y_min, x_max, y_max]`` (x = column, half-open) tight around the stroke
+        pixels, and the characters drawn.
+
+    Raises:
+        ValueError: the tag does not fit in the image (``size`` too large).
+    """
+    rows, cols = image.shape
+    scale = max(1, _marker_side(size, rows, cols) // 5)
+    n_chars = int(rng.integers(3, 7))
+    text = "".join(_TEXT_CHARS[int(i)] for i in rng.integers(0, len(_TEXT_CHARS), n_chars))
+    strokes = np.zeros((5, 4 * n_chars - 1), dtype=bool)
+    for j, ch in enumerate(text):
+        strokes[:, 4 * j : 4 * j + 3] = np.array([[c == "#" for c in line] for line in _TEXT_GLYPHS[ch]])
+    strokes = np.kron(strokes, np.ones((scale, scale), dtype=bool))
+    rws, cls = np.nonzero(strokes)
+    strokes = strokes[rws.min() : rws.max() + 1, cls.min() : cls.max() + 1]
+    h, w = strokes.shape
+    margin = max(1, round(0.03 * min(rows, cols)))
+    jitter = max(1, margin // 2)
+    if h + margin + jitter > rows // 4 or w > cols - 2 * margin:
+        raise ValueError(f"marker_size {size} gives a {h}x{w}-pixel text tag: too large for a {rows}x{cols} image.")
+    for _ in range(max(1, max_tries)):
+        offset = margin + int(rng.integers(0, jitter + 1))
+        r0 = offset if rng.integers(0, 2) else rows - offset - h
+        c0 = int(rng.integers(margin, cols - margin - w + 1))
+        if avoid is None or not avoid[r0 : r0 + h, c0 : c0 + w].any():
+            break
+    image[r0 : r0 + h, c0 : c0 + w][strokes] = intensity
+    return np.array([c0, r0, c0 + w, r0 + h], dtype=np.int64), text
+
+
+def draw_marker(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    kind: str = MarkerKind.CORNER,
+    size: float = 0.08,
+    intensity: float = 1.0,
+    avoid: np.ndarray | None = None,
+) -> tuple[np.ndarray, str | None]:
+    """Burn a marker of the given :class:`MarkerKind` into ``image`` in place.
+
+    Args:
+        image: float array (rows, columns), modified in place.
+        rng: random generator.
+        kind: "corner" (:func:`draw_corner_marker`), "ruler" (:func:`draw_ruler_marker`) or "text"
+            (:func:`draw_text_marker`).
+        size: the marker's size as a fraction of the smaller image side (corner: square side; ruler: thickness;
+            text: character height).
+        intensity: marker value.
+        avoid: bool mask the ruler and the text tag keep away from where they can (the corner marker ignores it).
+
+    Returns:
+        (box, letter): the tight box ``[x_min, y_min, x_max, y_max]`` (x = column, half-open) and the laterality
+        letter (corner), the characters (text) or None (ruler).
+
+    Raises:
+        ValueError: an unknown ``kind`` or a marker too large for the image.
+    """
+    kind = _marker_kind(kind)
+    if kind == MarkerKind.CORNER:
+        return draw_corner_marker(image, rng, size, intensity)
+    if kind == MarkerKind.RULER:
+        return draw_ruler_marker(image, rng, size, intensity, avoid=avoid), None
+    return draw_text_marker(image, rng, size, intensity, avoid=avoid)
+
+
+def _marker_kind(kind: str) -> MarkerKind:
+    try:
+        return MarkerKind(look_up_option(kind, MarkerKind))
+    except ValueError as err:
+        raise ValueError(f"marker_kind must be one of {[k.value for k in MarkerKind]}, got {kind!r}: {err}") from err
+
+
 def draw_chest_xray(
     rng: np.random.Generator,
     image_size: int | Sequence[int] = 256,
     n_lesions: int = 0,
     marker: bool = False,
+    marker_kind: str = MarkerKind.CORNER,
     lesion_radius: tuple[float, float] = (0.04, 0.08),
     lesion_contrast: tuple[float, float] = (0.14, 0.26),
     marker_size: float = 0.08,
@@ -115,18 +331,22 @@ def draw_chest_xray(
     The anatomy is randomised per call: a body ellipse, two dark lung fields, a heart shadow, a spine
     band, 8 to 10 curved rib bands per side, low-frequency texture, white noise and a random exposure
     (gain and gamma). Lesions are bright elliptical blobs placed entirely inside the lung fields
-    (outside the heart shadow). The optional marker is a bright square with a dark letter in a top
-    corner: strong and simple, unlike the lesions (weak, variable in size, contrast and position).
+    (outside the heart shadow). The optional marker (``marker_kind``) is a bright square with a dark letter in a top
+    corner, a ruler along an edge or a text tag near the top or bottom edge (away from the lungs): strong and
+    simple, unlike the lesions (weak, variable in size, contrast and position). The marker is drawn last, from the
+    same ``rng``: the image under it is the one drawn without a marker.
 
     Args:
         rng: numpy random generator; the output is a deterministic function of its state.
         image_size: int or (rows, columns).
         n_lesions: number of lesions (0 for a negative image).
-        marker: whether to burn the corner marker in.
+        marker: whether to burn the marker in.
+        marker_kind: a :class:`MarkerKind`: "corner", "ruler" or "text" (see :func:`draw_marker`).
         lesion_radius: (min, max) mean semi-axis of a lesion as a fraction of the smaller image side.
         lesion_contrast: (min, max) peak intensity added by a lesion (image values are in [0, 1];
             lungs sit around 0.3, ribs add about 0.1).
-        marker_size: marker side as a fraction of the smaller image side.
+        marker_size: marker size as a fraction of the smaller image side: the side of the corner square, the
+            thickness of the ruler, the character height of the text tag.
         marker_intensity: marker value (1.0 = saturated white).
         noise_std: standard deviation of the white noise.
         texture_std: standard deviation of the low-frequency texture.
@@ -136,7 +356,8 @@ def draw_chest_xray(
         ChestPhantom with the image, tight lesion boxes (x = column, y = row) and masks.
 
     Raises:
-        ValueError: bad ``image_size``, ``n_lesions`` or ranges; or no lesion position found.
+        ValueError: bad ``image_size``, ``n_lesions``, ``marker_kind`` or ranges; a marker too large for the
+            image; or no lesion position found.
 
     Example:
         >>> ph = draw_chest_xray(np.random.default_rng(0), (64, 80), n_lesions=1, marker=True)
@@ -144,6 +365,7 @@ def draw_chest_xray(
         ((64, 80), (1, 4))
     """
     rows, cols = _as_size(image_size)
+    kind = _marker_kind(marker_kind)
     if n_lesions < 0:
         raise ValueError(f"n_lesions must be >= 0, got {n_lesions}.")
     for name, rng_pair in (("lesion_radius", lesion_radius), ("lesion_contrast", lesion_contrast)):
@@ -237,7 +459,7 @@ def draw_chest_xray(
 
     marker_box, letter = None, None
     if marker:
-        marker_box, letter = draw_corner_marker(img, rng, marker_size, marker_intensity)
+        marker_box, letter = draw_marker(img, rng, kind, marker_size, marker_intensity, avoid=lung_mask)
     return ChestPhantom(
         image=img,
         lesion_boxes=np.asarray(boxes, dtype=np.int64).reshape(-1, 4),
@@ -245,4 +467,5 @@ def draw_chest_xray(
         lung_mask=lung_mask,
         marker_box=marker_box,
         marker_letter=letter,
+        marker_kind=kind.value if marker else None,
     )

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -22,11 +24,38 @@ from monai_explain.apps.synthetic import (
 
 SMALL = {"n_train": 12, "n_val": 4, "n_test": 4, "n_test_shifted": 8, "image_size": (48, 64)}
 HEADER = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max"
+# the default generator's output for HASHED (all files, see _tree_hash), recorded from the code before marker_kind
+# and the shifted-pair option existed (commit 7fb62e3; numpy 2.4.6, pydicom 3.0.2): defaults stay byte-identical
+HASHED = {"n_train": 6, "n_val": 2, "n_test": 2, "n_test_shifted": 4, "image_size": (40, 48), "seed": 3}
+HASHED_DIGEST = "76e27e330aa304189d7a3e4b07269c0c9120f007767447e64e3322a66c55ccdd"
+_PYDICOM_VERSIONED = {"FileMetaInformationGroupLength", "ImplementationClassUID", "ImplementationVersionName"}
 
 
 def _rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 of a file; for a DICOM, every byte except the pydicom-version file meta elements."""
+    data = path.read_bytes()
+    if path.suffix == ".dicom":
+        group_length = int.from_bytes(data[140:144], "little")  # (0002,0000) UL after preamble, "DICM", tag, VR
+        meta = pydicom.dcmread(path, stop_before_pixels=True).file_meta
+        kept = [(str(e.tag), str(e.value)) for e in meta if e.keyword not in _PYDICOM_VERSIONED]
+        data = repr(kept).encode() + data[144 + group_length :]
+    return hashlib.sha256(data).hexdigest()
+
+
+def _tree_hash(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(q for q in root.rglob("*") if q.is_file()):
+        h.update(f"{path.relative_to(root).as_posix()} {_file_digest(path)}\n".encode())
+    return h.hexdigest()
+
+
+def _box(row, prefix=""):
+    return [int(row[f"{prefix}{k}"]) for k in ("x_min", "y_min", "x_max", "y_max")]
 
 
 @pytest.fixture(scope="module")
@@ -357,3 +386,127 @@ def test_generates_into_new_empty_or_own_folder(tmp_path):
     (root / ".monai_explain_synthetic").unlink()
     generate_shortcut_cxr(root, overwrite=True, **dict(kw, seed=5))
     assert json.loads((root / "manifest.json").read_text())["parameters"]["seed"] == 5
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"marker_kind": "corner", "shifted_marker_prob": 0.5, "marker_prob_positive": 0.95}],
+)
+def test_default_output_is_unchanged(tmp_path, extra):
+    """The default call (and the defaults passed explicitly) writes the same files as before the marker kinds."""
+    root = generate_shortcut_cxr(tmp_path / "set", **HASHED, **extra)
+    assert "marker_kind" not in json.loads((root / "manifest.json").read_text())["parameters"]
+    assert _tree_hash(root) == HASHED_DIGEST
+
+
+@pytest.mark.parametrize("kind", ["ruler", "text"])
+def test_marker_kind_boxes_in_all_tables_and_pixels(tmp_path, kind):
+    root = generate_shortcut_cxr(
+        tmp_path, n_train=8, n_val=0, n_test=0, n_test_shifted=4, image_size=64, marker_kind=kind,
+        monochrome1_fraction=0.5, n_readers=1,
+    )  # fmt: skip
+    assert json.loads((root / "manifest.json").read_text())["parameters"]["marker_kind"] == kind
+    images = {r["image_id"]: r for r in _rows(root / "images.csv")}
+    confounders = {r["image_id"]: _box(r) for r in _rows(root / "confounder_boxes.csv")}
+    truth = {r["image_id"]: _box(r) for r in _rows(root / "truth_boxes.csv") if r["object"] == "marker"}
+    marked = {i for i, r in images.items() if r["marker"] == "1"}
+    assert marked and set(confounders) == set(truth) == marked
+    for image_id, info in images.items():
+        ds = pydicom.dcmread(root / "train" / f"{image_id}.dicom")
+        arr = ds.pixel_array.astype(int)
+        if ds.PhotometricInterpretation == "MONOCHROME1":
+            arr = 4095 - arr
+        full = arr == 4095  # only the marker is drawn at full intensity
+        if image_id not in marked:
+            assert not full.any() and info["marker_letter"] == info["marker_x_min"] == ""
+            continue
+        x0, y0, x1, y1 = box = confounders[image_id]
+        assert box == truth[image_id] == _box(info, "marker_")
+        assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 64
+        rows, cols = np.nonzero(full)
+        assert [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1] == box  # tight around the marker
+        assert full[y0:y1, x0:x1].mean() > 0.3
+        if kind == "text":
+            assert 3 <= len(info["marker_letter"]) <= 6 and (y0 <= 4 or y1 >= 60)
+        else:
+            assert info["marker_letter"] == "" and min(x1 - x0, y1 - y0) == 5
+
+
+@pytest.mark.parametrize("shift", [[0.05, 0.95], (0.05, 0.95), "[0.05, 0.95]"])
+def test_reversed_shift_exact_counts(tmp_path, shift):
+    root = generate_shortcut_cxr(
+        tmp_path, n_train=20, n_val=0, n_test=0, n_test_shifted=40, image_size=32, n_readers=1,
+        shifted_marker_prob=shift,
+    )  # fmt: skip
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["parameters"]["shifted_marker_prob"] == [0.05, 0.95]
+    # test_shifted: 20 positives, round(0.05 * 20) = 1 marked; 20 negatives, round(0.95 * 20) = 19 marked
+    assert manifest["counts"]["test_shifted"] == {
+        "images": 40, "positive": 20, "marker_positive": 1, "marker_negative": 19, "monochrome1": 10,
+    }  # fmt: skip
+    assert manifest["counts"]["train"]["marker_positive"] == 10 and manifest["counts"]["train"]["marker_negative"] == 1
+    shifted = [r for r in _rows(root / "images.csv") if r["split"] == "test_shifted"]
+    table = {(a, b): sum(r["label"] == a and r["marker"] == b for r in shifted) for a in "01" for b in "01"}
+    assert table == {("1", "1"): 1, ("1", "0"): 19, ("0", "1"): 19, ("0", "0"): 1}
+
+
+def test_shift_pair_of_equal_values_draws_like_one_number(tmp_path):
+    kw = {"n_train": 4, "n_val": 0, "n_test": 0, "n_test_shifted": 8, "image_size": 32}
+    one = generate_shortcut_cxr(tmp_path / "one", shifted_marker_prob=0.25, **kw)
+    pair = generate_shortcut_cxr(tmp_path / "pair", shifted_marker_prob=[0.25, 0.25], **kw)
+    assert (one / "images.csv").read_bytes() == (pair / "images.csv").read_bytes()
+    assert json.loads((pair / "manifest.json").read_text())["parameters"]["shifted_marker_prob"] == [0.25, 0.25]
+    assert json.loads((one / "manifest.json").read_text())["parameters"]["shifted_marker_prob"] == 0.25
+
+
+def test_correlation_strength_90_10_exact_counts(tmp_path):
+    root = generate_shortcut_cxr(
+        tmp_path, n_train=40, n_val=20, n_test=20, n_test_shifted=20, image_size=32, n_readers=1,
+        marker_prob_positive=0.9, marker_prob_negative=0.1, marker_kind="text",
+    )  # fmt: skip
+    counts = json.loads((root / "manifest.json").read_text())["counts"]
+    images = _rows(root / "images.csv")
+    for split, n in (("train", 40), ("val", 20), ("test", 20), ("test_shifted", 20)):
+        sel = [r for r in images if r["split"] == split]
+        marked = (
+            sum(r["label"] == "1" and r["marker"] == "1" for r in sel),
+            sum(r["label"] == "0" and r["marker"] == "1" for r in sel),
+        )
+        expected = (n // 4, n // 4) if split == "test_shifted" else (round(0.9 * n / 2), round(0.1 * n / 2))
+        assert marked == expected == (counts[split]["marker_positive"], counts[split]["marker_negative"]), split
+    assert len(_rows(root / "confounder_boxes.csv")) == 18 + 2 + 9 + 1 + 9 + 1 + 5 + 5
+
+
+def test_other_marker_kind_on_an_existing_set_raises_unless_overwrite(tmp_path):
+    kw = dict(SMALL, image_size=32)
+    root = generate_shortcut_cxr(tmp_path, **kw)
+    with pytest.raises(ValueError, match="differing: marker_kind"):
+        generate_shortcut_cxr(root, marker_kind="ruler", **kw)
+    with pytest.raises(ValueError, match="differing: shifted_marker_prob"):
+        generate_shortcut_cxr(root, shifted_marker_prob=[0.05, 0.95], **kw)
+    generate_shortcut_cxr(root, marker_kind="ruler", overwrite=True, **kw)
+    assert json.loads((root / "manifest.json").read_text())["parameters"]["marker_kind"] == "ruler"
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"marker_kind": "rular"}, r"marker_kind must be one of \['corner', 'ruler', 'text'\], got 'rular'"),
+        ({"marker_kind": None}, "marker_kind"),
+        ({"marker_size": 0.0}, "marker_size must be > 0"),
+        ({"marker_kind": "ruler", "marker_size": 0.5}, "marker_size 0.5 gives"),
+        ({"marker_kind": "text", "marker_size": 0.5}, "marker_size 0.5 gives"),
+        ({"shifted_marker_prob": 1.5}, r"shifted_marker_prob values must be in \[0, 1\]"),
+        ({"shifted_marker_prob": [0.05, 1.2]}, r"shifted_marker_prob values must be in \[0, 1\]"),
+        ({"shifted_marker_prob": [0.5]}, r"shifted_marker_prob must be a number or \[p_positive, p_negative\]"),
+        ({"shifted_marker_prob": [0.1, 0.2, 0.3]}, "shifted_marker_prob must be"),
+        ({"shifted_marker_prob": "[0.05, oops]"}, "shifted_marker_prob must be"),
+        ({"shifted_marker_prob": ["0.05", "0.95"]}, "shifted_marker_prob must be"),
+        ({"shifted_marker_prob": True}, "shifted_marker_prob must be"),
+        ({"marker_prob_negative": 1.1}, "marker_prob_negative"),
+    ],
+)
+def test_bad_marker_arguments(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate_shortcut_cxr(tmp_path / "set", **{**SMALL, **kwargs})
+    assert not (tmp_path / "set").exists(), "nothing written"

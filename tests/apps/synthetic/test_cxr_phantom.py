@@ -3,7 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monai_explain.apps.synthetic import draw_chest_xray, draw_corner_marker
+from monai_explain.apps.synthetic import (
+    MarkerKind,
+    draw_chest_xray,
+    draw_corner_marker,
+    draw_marker,
+    draw_ruler_marker,
+    draw_text_marker,
+)
 
 
 @pytest.mark.parametrize("size", [(48, 64), (64, 48), 40])
@@ -74,6 +81,112 @@ def test_corner_marker_values(letter_seed):
     outside[y0:y1, x0:x1] = 0.2
     assert (outside == 0.2).all()
     assert letter in ("L", "R")
+
+
+def _marker_pixels(seed, size, kind, **kwargs):
+    """The phantom with a marker and the pixels the marker changed (the marker is drawn last from the same rng)."""
+    plain = draw_chest_xray(np.random.default_rng(seed), size, n_lesions=1, **kwargs)
+    ph = draw_chest_xray(np.random.default_rng(seed), size, n_lesions=1, marker=True, marker_kind=kind, **kwargs)
+    return ph, plain.image != ph.image
+
+
+@pytest.mark.parametrize("kind", list(MarkerKind))
+@pytest.mark.parametrize("size", [64, (48, 80), (80, 48), 32])
+def test_each_marker_kind_is_drawn_inside_its_tight_box(kind, size):
+    for seed in range(8):
+        ph, changed = _marker_pixels(seed, size, kind)
+        rows, cols = ph.image.shape
+        x0, y0, x1, y1 = ph.marker_box.tolist()
+        assert 0 <= x0 < x1 <= cols and 0 <= y0 < y1 <= rows, (seed, ph.marker_box)
+        inside = changed[y0:y1, x0:x1]
+        outside = changed.copy()
+        outside[y0:y1, x0:x1] = False
+        assert not outside.any(), "nothing of the marker outside its box"
+        # tight: the marker reaches every edge of its box, and fills a good part of it
+        assert inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()
+        assert inside.mean() > 0.3
+        drawn = ph.image[y0:y1, x0:x1][inside]
+        assert drawn.max() == 1.0 and (kind == "corner" or drawn.min() == 1.0)  # bright (the corner's letter: dark)
+        assert not ph.lung_mask[y0:y1, x0:x1].any() and not (ph.lesion_mask & changed).any()
+        assert ph.marker_kind == kind
+
+
+def test_ruler_lies_along_an_edge_with_ticks():
+    edges = set()
+    for seed in range(20):
+        ph, changed = _marker_pixels(seed, 64, "ruler")
+        x0, y0, x1, y1 = ph.marker_box.tolist()
+        w, h = x1 - x0, y1 - y0
+        assert ph.marker_letter is None
+        assert min(w, h) == 5 and 0.3 * 64 - 2 <= max(w, h) <= 0.55 * 64  # thickness = corner side (0.08 * 64)
+        if w > h:  # along the bottom edge, 2 or 3 pixels above it
+            assert 64 - y1 in (2, 3)
+            edges.add("bottom")
+            profile = changed[y0:y1, x0:x1].sum(0)  # pixels per column: ticks of 2 lengths, bar of 1
+        else:
+            assert x0 in (2, 3) or 64 - x1 in (2, 3)
+            edges.add("left" if x0 < 32 else "right")
+            profile = changed[y0:y1, x0:x1].sum(1)
+        assert set(profile.tolist()) == {1, 3, 5} and profile[0] == profile[-1] == 5
+    assert edges == {"bottom", "left", "right"}
+
+
+def test_text_tag_near_top_or_bottom_edge():
+    places, lengths = set(), set()
+    for seed in range(20):
+        ph, _ = _marker_pixels(seed, 64, "text")
+        x0, y0, x1, y1 = ph.marker_box.tolist()
+        text = ph.marker_letter
+        assert 3 <= len(text) <= 6 and text.isalnum()
+        assert y1 - y0 == 5 and x1 - x0 <= 4 * len(text) - 1  # 3x5-pixel glyphs, one pixel apart
+        assert y0 in (2, 3) or 64 - y1 in (2, 3)
+        places.add("top" if y0 < 32 else "bottom")
+        lengths.add(len(text))
+    assert places == {"top", "bottom"} and len(lengths) >= 3
+
+
+@pytest.mark.parametrize("kind, side", [("corner", (10, 10)), ("ruler", 10), ("text", (10, None))])
+def test_marker_size_sets_the_size_of_each_kind(kind, side):
+    """marker_size = corner square side = ruler thickness = text character height (x the smaller image side)."""
+    for seed in range(5):
+        img = np.full((100, 120), 0.2)
+        box, _ = draw_marker(img, np.random.default_rng(seed), kind, size=0.1, intensity=0.9)
+        h, w = int(box[3] - box[1]), int(box[2] - box[0])
+        if kind == "ruler":
+            assert min(w, h) == side and max(w, h) >= 30
+        elif kind == "text":
+            assert h == 10 and w >= 3 * 2 * 3  # at least 3 glyphs, each scaled by 2
+        else:
+            assert (h, w) == side
+        assert set(np.unique(img[box[1] : box[3], box[0] : box[2]]).round(6)) <= {0.2, 0.9, round(0.35 * 0.9, 6)}
+
+
+def test_ruler_and_text_values_and_avoid_mask():
+    img = np.full((64, 64), 0.2)
+    box = draw_ruler_marker(img, np.random.default_rng(0), size=0.08, intensity=0.7)
+    assert set(np.unique(img).round(6)) == {0.2, 0.7}
+    rows, cols = np.nonzero(img == 0.7)
+    assert box.tolist() == [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+    avoid = np.zeros((64, 64), dtype=bool)
+    avoid[32:] = True  # the bottom half: the text tag goes to the top edge
+    for seed in range(6):
+        img = np.full((64, 64), 0.2)
+        box, text = draw_text_marker(img, np.random.default_rng(seed), size=0.08, intensity=0.7, avoid=avoid)
+        assert box[3] <= 32 and (img[32:] == 0.2).all() and len(text) >= 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"marker": True, "marker_kind": "rular"}, "marker_kind.*ruler"),
+        ({"marker_kind": "barcode"}, "marker_kind"),
+        ({"image_size": 64, "marker": True, "marker_kind": "ruler", "marker_size": 0.4}, "marker_size"),
+        ({"image_size": 64, "marker": True, "marker_kind": "text", "marker_size": 0.5}, "marker_size"),
+    ],
+)
+def test_bad_marker_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        draw_chest_xray(np.random.default_rng(0), **kwargs)
 
 
 @pytest.mark.parametrize(
