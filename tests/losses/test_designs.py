@@ -238,3 +238,51 @@ def test_range_scaling_keeps_ordinary_values_and_gradients(design):
     if d in plain:
         (ref_grad,) = torch.autograd.grad(plain[d](y).sum(), y)
         torch.testing.assert_close(grad, ref_grad)
+
+
+def test_two_sided_energy_counts_evidence_against_the_class():
+    """sign="absolute": |s| = 1, 2, 3, 4 with 2 + 4 inside -> 1 - 6 / 10; the default positive part has none inside."""
+    s = torch.tensor([[[[1.0, -2.0], [3.0, -4.0]]]])
+    m = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])
+    assert float(explanation_loss(s, m, design="energy", sign="absolute")) == pytest.approx(0.4)
+    assert float(explanation_loss(s, m, design="energy")) == pytest.approx(1.0)
+    assert float(explanation_loss(s, m, design="energy", sign="positive")) == pytest.approx(1.0)
+    # outside squares the map: the sign policy does not change it
+    for sign in ("auto", "absolute", "keep"):
+        assert float(explanation_loss(s, m, design="outside", sign=sign)) == pytest.approx((1 + 9) / 4)
+
+
+def test_empty_masks_penalized_score_the_whole_map_as_outside():
+    """empty="penalize": an image without the finding pays for any saliency of the class (mean of s**2 here)."""
+    s = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]], [[[1.0, 0.0], [0.0, 0.0]]]], requires_grad=True)
+    m = torch.zeros_like(s)
+    m[1, 0, 0, 0] = 1.0
+    skipped = explanation_loss(s, m, design="outside")
+    assert float(skipped) == pytest.approx(0.0)  # the second sample has nothing outside, the first is skipped
+    penalized = explanation_loss(s, m, design="outside", empty="penalize")
+    assert float(penalized) == pytest.approx((30 / 4 + 0.0) / 2)
+    penalized.backward()
+    torch.testing.assert_close(s.grad[0, 0], 2 * s.detach()[0, 0] / 4 / 2)  # d/ds mean(s**2) / 2 entries
+    for design in ("l1", "mse", "bce"):
+        assert float(explanation_loss(s.detach(), m, design=design, empty="penalize")) > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"design": "energy", "sign": "keep"}, "sign='keep' is not defined for design 'energy'"),
+        ({"design": "kl", "sign": "keep"}, "sign='keep' is not defined for design 'kl'"),
+        ({"design": "energy", "empty": "penalize"}, "empty='penalize' needs a design"),
+        ({"design": "dice", "empty": "penalize"}, "got 'dice'"),
+        ({"design": "outside", "sign": "both"}, "both"),
+        ({"design": "outside", "empty": "always"}, "always"),
+    ],
+)
+def test_sign_and_empty_policies_refuse_what_is_undefined(kwargs, match):
+    s, m = torch.rand(1, 1, 4, 4) + 0.1, torch.ones(1, 1, 4, 4)
+    with pytest.raises(ValueError, match=match):
+        explanation_loss(s, m, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        from monai_explain.losses import ExplanationLoss
+
+        ExplanationLoss(**kwargs)

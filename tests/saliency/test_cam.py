@@ -177,3 +177,32 @@ def test_cpu_autocast_bf16_is_finite_and_close_to_float32():
     assert logits.dtype == torch.bfloat16
     assert low.dtype == torch.float32 and torch.isfinite(low).all() and torch.isfinite(fast).all()
     torch.testing.assert_close(low, ref, rtol=0.0, atol=0.05 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize(
+    "cls, expected",
+    [
+        # the same weighted sums as test_exact_values_by_hand, before the ReLU: class 1 keeps -1 and -3
+        (0, [[1.0, 4.0], [3.0, 0.0]]),
+        (1, [[-1.0, 2.0], [-3.0, 0.0]]),
+    ],
+)
+def test_signed_map_keeps_the_evidence_against_the_class(cls, expected):
+    """signed=True drops the ReLU: the negative values are the evidence against the class."""
+    net = _TinyGapNet()
+    x = torch.tensor([[[[1.0, -2.0], [3.0, 0.0]]]])
+    signed, _ = CAM(net, signed=True)(x, cls)
+    torch.testing.assert_close(signed, torch.tensor([[expected]]))
+    rectified, _ = CAM(net)(x, cls)
+    torch.testing.assert_close(rectified, signed.clamp_min(0))
+
+
+def test_signed_gradcam_is_the_unrectified_map_2d_and_3d():
+    torch.manual_seed(0)
+    for shape in ((2, 1, 32, 32), (2, 1, 16, 16, 16)):
+        net = small_densenet(len(shape) - 2).eval()
+        x = torch.randn(*shape)
+        signed, _ = GradCAM(net, "features.denseblock2", signed=True)(x, torch.tensor([1, 2]))
+        rectified, _ = GradCAM(net, "features.denseblock2")(x, torch.tensor([1, 2]))
+        assert (signed < 0).any() and (signed > 0).any()
+        torch.testing.assert_close(rectified, signed.clamp_min(0))

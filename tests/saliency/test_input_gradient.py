@@ -107,3 +107,15 @@ def test_an_input_that_was_not_fed_is_refused():
 def test_bad_channel_reduction():
     with pytest.raises(ValueError, match="median"):
         InputGradient(_TinyNet(), channel_reduction="median")
+
+
+@pytest.mark.parametrize("method", [InputGradient, InputXGradient])
+def test_signed_attribution_keeps_the_sign(method):
+    """signed=True returns the gradient (or x * gradient) itself; its absolute value is the default map."""
+    torch.manual_seed(0)
+    net = _TinyNet(in_channels=1)
+    x = torch.randn(2, 1, 5, 5, dtype=torch.float64)
+    signed, _ = method(net, signed=True)(x, 1)
+    default, _ = method(net)(x, 1)
+    assert (signed < 0).any() and (signed > 0).any()
+    torch.testing.assert_close(default, signed.abs())
