@@ -47,11 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--table", required=True, help="CSV: design, lambda, seed + the per-image contract columns")
     report.add_argument("--out", default="reports/study")
     report.add_argument("--n_resamples", type=int, default=10000, help="bootstrap resamples")
+    report.add_argument("--recovery_splits", nargs=2, default=None, metavar=("REFERENCE", "SHIFTED"),
+                        help="splits of the shortcut recovery tables (e.g. test test_shifted)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "report":
         df = validate_per_image(pd.read_csv(args.table, dtype={"id": str, "class": str, "split": str}), args.table)
-        print(f"report: {write_report(df, args.out, n_resamples=args.n_resamples)}")
+        splits = tuple(args.recovery_splits) if args.recovery_splits else None
+        print(f"report: {write_report(df, args.out, n_resamples=args.n_resamples, recovery_splits=splits)}")
         return 0
     overrides = {}
     for item in args.set:

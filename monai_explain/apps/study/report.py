@@ -6,6 +6,8 @@
 ``summary.csv``             per setting, split, class and metric: n, mean, SD, t-based CI over seeds
 ``stats.csv``               tests vs lambda = 0: per-image Wilcoxon and McNemar, across-seed t-tests, Holm
 ``pareto.csv``              the accuracy vs alignment Pareto front of the settings
+``recovery.csv``            per setting and seed: the share of the shortcut's cost won back (``recovery_splits``)
+``recovery_summary.csv``    per setting: mean and minimum recovery over seeds, change in distribution
 ``tradeoff_*.png``          metric vs lambda per design; ``pareto.png``; ``paired_differences.png``
 ``summary.md``              the tables above in Markdown (how to read them: tutorial 03 and the docs)
 =========================== ===========================================================================
@@ -22,6 +24,7 @@ from monai_explain.utils.extras import optional_import_extra
 
 from .compare import compare_per_image, compare_seeds, pareto, summarize
 from .plots import plot_paired_differences, plot_pareto, plot_tradeoff
+from .recovery import recovery_summary, shortcut_recovery
 from .table import MACRO, add_macro, run_metrics
 
 pd, _ = optional_import_extra("pandas", "study")
@@ -74,6 +77,8 @@ def write_report(
     n_resamples: int = 10000,
     seed: int = 0,
     title: str = "Explanation supervision study",
+    recovery_splits: tuple[str, str] | None = None,
+    provenance: str | None = None,
 ) -> Path:
     """Write the report folder of a study (files in the module docstring); returns the path of ``summary.md``.
 
@@ -86,6 +91,9 @@ def write_report(
             class (the only class with one class).
         confidence: level of every CI. n_resamples: bootstrap resamples. seed: bootstrap seed.
         title: the Markdown title.
+        recovery_splits: ``(reference, shifted)`` split names for the shortcut recovery tables
+            (:mod:`~monai_explain.apps.study.recovery`); None or a split missing from the table: no recovery.
+        provenance: a Markdown paragraph put under the title (commit, command, wall time).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,7 +136,17 @@ def write_report(
         f"{n_runs} runs; splits {', '.join(df['split'].unique())}; classes {', '.join(df['class'].unique())}. "
         f"Means over seeds with t-based {level} CIs. How to read this report: tutorial 03 and the bundle docs."
     )
-    md = [f"# {title}", "", intro, "", "## Headline", "", markdown_table(_headline(summary, headline_metrics)), ""]
+    md = [f"# {title}", ""] + ([provenance, ""] if provenance else [])
+    md += [intro, "", "## Headline", "", markdown_table(_headline(summary, headline_metrics)), ""]
+    if recovery_splits and set(recovery_splits) <= set(df["split"]) and has_base and has_sup:
+        per_seed = shortcut_recovery(runs, *recovery_splits)
+        per_seed.to_csv(out / "recovery.csv", index=False)
+        rec = recovery_summary(per_seed)
+        rec.to_csv(out / "recovery_summary.csv", index=False)
+        if not rec.empty:
+            ref, shifted = recovery_splits
+            md += [f"## Shortcut recovery ({shifted} vs {ref}; share of the lambda = 0 cost won back, per seed)", ""]
+            md += [markdown_table(rec.drop(columns=["design", "lambda"])), ""]
     md += [f"## Pareto front ({split} {cls}: {pareto_axes[0]} vs {pareto_axes[1]})", ""]
     md += [markdown_table(front.drop(columns=["design", "lambda"]))]
     if not stats.empty:

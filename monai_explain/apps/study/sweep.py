@@ -20,6 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
+import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,6 +41,7 @@ __all__ = [
     "BUNDLE_CONTRACT",
     "Progress",
     "bundle_contract",
+    "provenance",
     "run_setting",
     "run_sweep",
     "sweep_settings",
@@ -54,6 +58,7 @@ BUNDLE_CONTRACT: dict[str, Any] = {
     "train_config": "train.json",
     "evaluate_config": "evaluate.json",
     "splits": ["test", "test_shifted"],
+    "recovery_splits": ["test", "test_shifted"],
     "per_image_file": PER_IMAGE_FILE,
     "design_when_lambda0": "energy",
     "ids": {"design": "loss_design", "lambda": "lambda", "seed": "seed", "ckpt_dir": "ckpt_dir",
@@ -163,6 +168,7 @@ def run_setting(
     if record_path.is_file():
         return json.loads(record_path.read_text())
     ids, configs = contract["ids"], bundle / "configs"
+    start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides = _overrides(setting, out, base, contract, named)
     train = ConfigWorkflow(config_file=str(configs / contract["train_config"]), workflow_type="train", resume=True,
@@ -182,11 +188,34 @@ def run_setting(
         ev.run()
         ev.finalize()
         tables.append(str(eval_dir / contract["per_image_file"]))
-    record = {**setting, "name": setting.name, "per_image": tables}
+    record = {**setting, "name": setting.name, "per_image": tables, "seconds": round(time.perf_counter() - start, 1)}
     tmp = record_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, record_path)  # a record is either complete or absent
     return record
+
+
+def provenance(bundle: Path, records: Sequence[Mapping[str, Any]], wall_s: float) -> str:
+    """One Markdown line: the commit of the bundle's repository (``+dirty`` with local changes), the command, the
+    summed time of the runs (``seconds`` of each record; runs of earlier invocations included) and this wall time."""
+
+    def git(*args: str) -> str:
+        try:
+            res = subprocess.run(
+                ["git", "-C", str(bundle), *args], check=False, capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return res.stdout.strip() if res.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown (not a git checkout)"
+    if commit[0] != "u" and git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+dirty"
+    total = sum(float(r.get("seconds") or 0.0) for r in records)
+    command = shlex.join(["python", "-m", "monai_explain.apps.study", *sys.argv[1:]]) if sys.argv[1:] else "run_sweep()"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return (f"Commit `{commit}`; command `{command}`; {len(records)} runs, {total / 60:.1f} min of run time in all, "
+            f"this invocation {wall_s / 60:.1f} min; written {when}.")  # fmt: skip
 
 
 def run_sweep(
@@ -208,6 +237,7 @@ def run_sweep(
     """
     if settings and BASELINE_DESIGN in settings:
         raise ValueError(f"settings: the label {BASELINE_DESIGN!r} is reserved for the lambda = 0 runs.")
+    wall_start = time.perf_counter()
     bundle, out = Path(bundle).resolve(), Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     contract = bundle_contract(bundle)
@@ -227,8 +257,10 @@ def run_sweep(
         print(line, flush=True)
     df = read_per_image({(r["design"], r["lambda"], r["seed"]): r["per_image"] for r in records})
     path = write_report(
-        df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}"
-    )
+        df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}",
+        recovery_splits=tuple(contract["recovery_splits"]) if contract.get("recovery_splits") else None,
+        provenance=provenance(bundle, records, time.perf_counter() - wall_start),
+    )  # fmt: skip
     if gallery:
         _gallery(bundle, out, base, contract, df, runs, settings)
     return path

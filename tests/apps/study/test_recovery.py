@@ -1,0 +1,55 @@
+"""Shortcut recovery per seed, against a hand computation."""
+
+from __future__ import annotations
+
+
+import pandas as pd
+import pytest
+
+from monai_explain.apps.study.recovery import recovery_summary, shortcut_recovery
+
+
+def _runs() -> pd.DataFrame:
+    rows = []
+    # (design, lambda, seed): (test bacc, test_shifted bacc, test auc, test_shifted auc)
+    values = {
+        ("none", 0.0, 0): (0.95, 0.50, 0.98, 0.60),
+        ("none", 0.0, 1): (0.90, 0.60, 0.96, 0.70),
+        ("dice", 3.0, 0): (0.94, 0.86, 0.99, 0.90),
+        ("dice", 3.0, 1): (0.90, 0.63, 0.95, 0.71),
+        ("dice", 3.0, 2): (0.90, 0.80, 0.95, 0.90),  # no baseline with seed 2: not scored
+    }
+    for (design, lam, seed), (t, s, ta, sa) in values.items():
+        for split, metric, v in (("test", "balanced_accuracy", t), ("test_shifted", "balanced_accuracy", s),
+                                 ("test", "auc", ta), ("test_shifted", "auc", sa), ("test", "accuracy", t)):  # fmt: skip
+            rows.append({"design": design, "lambda": lam, "seed": seed, "split": split, "class": "Nodule/Mass",
+                         "metric": metric, "value": v})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_recovery_by_hand(caplog):
+    per_seed = shortcut_recovery(_runs(), "test", "test_shifted")
+    assert set(per_seed["metric"]) == {"balanced_accuracy", "auc"} and set(per_seed["seed"]) == {0, 1}
+    bacc = per_seed[per_seed["metric"] == "balanced_accuracy"].set_index("seed")
+    # seed 0: cost 0.95 - 0.50 = 0.45, won back 0.86 - 0.50 = 0.36 -> 0.8; seed 1: 0.03 / 0.30 = 0.1
+    assert bacc.loc[0, "shortcut_cost"] == pytest.approx(0.45) and bacc.loc[0, "recovery"] == pytest.approx(0.8)
+    assert bacc.loc[1, "recovery"] == pytest.approx(0.1) and bacc.loc[0, "reference_change"] == pytest.approx(-0.01)
+    assert (per_seed["setting"] == "dice lambda=3").all()
+    summary = recovery_summary(per_seed).set_index("metric")
+    assert summary.loc["balanced_accuracy", "n_seeds"] == 2
+    assert summary.loc["balanced_accuracy", "mean_recovery"] == pytest.approx(0.45)
+    assert summary.loc["balanced_accuracy", "min_recovery"] == pytest.approx(0.1)
+    # auc: seed 0 (0.90 - 0.60) / (0.98 - 0.60); seed 1 (0.71 - 0.70) / (0.96 - 0.70)
+    assert summary.loc["auc", "mean_recovery"] == pytest.approx((0.30 / 0.38 + 0.01 / 0.26) / 2)
+
+
+def test_recovery_warns_for_seeds_without_baseline_and_is_nan_without_a_cost(caplog):
+    runs = _runs()
+    with caplog.at_level("WARNING"):
+        shortcut_recovery(runs, "test", "test_shifted")
+    assert "without a lambda = 0 run of the same seed" in caplog.text
+    flat = runs.copy()
+    flat.loc[(flat["design"] == "none") & (flat["split"] == "test_shifted"), "value"] = 0.99  # no cost
+    per_seed = shortcut_recovery(flat, "test", "test_shifted")
+    assert per_seed["recovery"].isna().all() and not per_seed["recovered"].isna().any()
+    assert shortcut_recovery(runs, "test", "external").empty
