@@ -110,4 +110,12 @@ def test_checkpoint_objects_refer_to_the_declared_handlers(bundle):
     assert parser["train#handlers"][targets.index("monai_explain.handlers.LastCheckpointLoader")]["load_dict"] == (
         "@checkpoint_objects"
     )
+    # a fresh run moves an earlier run's files away before anything is saved, once it holds the folder lock; on rank 0
+    assert targets.count("monai_explain.handlers.PreviousRunArchiver") == 1
+    archiver = targets.index("monai_explain.handlers.PreviousRunArchiver")
+    assert targets.index("monai_explain.handlers.OutputFolderLock") < archiver
+    assert parser["train#handlers"][archiver]["ckpt_dir"] == "@ckpt_dir"
+    assert parser["train#handlers"][archiver]["_disabled_"] == (
+        "$@is_not_rank0 or monai_explain.utils.as_bool(@resume, 'resume')"
+    )
     assert parser["run"] == ["$@train#trainer.run()"]
