@@ -14,9 +14,11 @@ from .batchnorm_recalibration import BatchNormRecalibration, recalibrate_batchno
 from .best_metric import NaNSafeBestMetric, nan_safe_metric_cmp
 from .checkpointing import (
     LAST_CHECKPOINT_PREFIX,
+    PREVIOUS_RUNS_FOLDER,
     BestModelSaver,
     LastCheckpointLoader,
     LastCheckpointSaver,
+    PreviousRunArchiver,
     attach_checkpointing,
     find_last_checkpoint,
 )
@@ -49,6 +51,7 @@ __all__ = [
     "LAST_CHECKPOINT_PREFIX",
     "PER_IMAGE_COLUMNS",
     "PER_IMAGE_FILE",
+    "PREVIOUS_RUNS_FOLDER",
     "BatchNormRecalibration",
     "BestModelSaver",
     "ChanceLevelHandler",
@@ -67,6 +70,7 @@ __all__ = [
     "OutputFolderLock",
     "PerImageResultsWriter",
     "PointingGameHandler",
+    "PreviousRunArchiver",
     "ProgressBarHandler",
     "ResilientMLFlowHandler",
     "SaliencyCoverageHandler",

@@ -7,6 +7,9 @@
   state (the best value and its epoch) travels in the last checkpoint, so that a resumed run compares with the
   same best value as an uninterrupted one and writes the same ``model.pt``.
 - :class:`LastCheckpointLoader` (on the trainer) loads the newest last checkpoint when the run starts.
+- :class:`PreviousRunArchiver` (on the trainer) is its counterpart for a fresh run: when the run starts, it moves
+  the best model and the last checkpoint an earlier run left in the folder to ``previous/<UTC time>/``, so that a
+  second training in the same folder never overwrites them silently.
 
 Everything derived from the trainer state continues where it stopped: the lambda schedule (a function of the engine
 state), learning-rate schedules passed in ``save_dict``, the data order (``EpochSeedHandler``).
@@ -21,6 +24,7 @@ the same folder, flushed to disk, renamed over its final name, and only then are
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import logging
 import math
 import os
@@ -28,7 +32,8 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +46,11 @@ Checkpoint, _ = optional_import("ignite.handlers", IgniteInfo.OPT_IMPORT_VERSION
 
 __all__ = [
     "LAST_CHECKPOINT_PREFIX",
+    "PREVIOUS_RUNS_FOLDER",
     "BestModelSaver",
     "LastCheckpointLoader",
     "LastCheckpointSaver",
+    "PreviousRunArchiver",
     "attach_checkpointing",
     "find_last_checkpoint",
 ]
@@ -51,6 +58,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT_PREFIX = "last"
+PREVIOUS_RUNS_FOLDER = "previous"  # sub-folder of the checkpoint folder that receives an earlier run's files
 _EPOCH = re.compile(rf"^{LAST_CHECKPOINT_PREFIX}_checkpoint_epoch=(\d+)\.pt$")
 _PART_SUFFIX = ".part"  # temporary files of a write in progress: ".<final name>.<random><_PART_SUFFIX>"
 _PART = re.compile(rf"^\.{LAST_CHECKPOINT_PREFIX}_checkpoint_epoch=\d+\.pt\..+{re.escape(_PART_SUFFIX)}$")
@@ -217,6 +225,115 @@ class LastCheckpointLoader:
             load_path=last, load_dict={**self.load_dict, "trainer": engine}, map_location=self.map_location
         ).attach(engine)
         self.loaded = last
+
+
+class PreviousRunArchiver:
+    """When a fresh training starts, move what an earlier run left in ``ckpt_dir`` to ``ckpt_dir/previous/<time>/``.
+
+    A second training started in the same folder without ``resume`` would overwrite the earlier run's best model
+    (``model.pt``, :class:`BestModelSaver`) and delete its last checkpoint (:class:`LastCheckpointSaver` keeps only
+    its own newest one). This handler is the counterpart of :class:`LastCheckpointLoader` for a fresh run: at the
+    engine's first ``STARTED`` event (before any epoch, so before anything is saved) it moves the files of
+    ``ckpt_dir`` that match ``patterns`` into a new folder ``ckpt_dir/previous/<UTC time>/`` (e.g.
+    ``previous/2026-11-30T20-31-05Z``; a suffix ``-2``, ``-3``, ... is added when that name exists, so an archive is
+    never overwritten) and logs a WARNING naming the files and the destination. The files are renamed (same file
+    system, nothing is copied), so they keep their bytes: the archive folder is a complete checkpoint folder, which
+    ``evaluate.json`` can evaluate with ``--ckpt_path <archive>/model.pt``. With nothing to move it does nothing.
+
+    Declare it in ``train#handlers`` after :class:`~monai_explain.handlers.OutputFolderLock` (a concurrent training's
+    files are never moved: the lock refuses to start first), with ``"_disabled_"`` true when resuming and on ranks
+    other than 0 (``"$@is_not_rank0 or monai_explain.utils.as_bool(@resume, 'resume')"``). Temporary files of an
+    interrupted write (``.<name>.<random>.part``) do not match the default patterns; :class:`LastCheckpointSaver`
+    deletes them.
+
+    Args:
+        ckpt_dir: the checkpoint folder of the training.
+        patterns: shell-style patterns (:mod:`fnmatch`) of the file names to move; default: the best model
+            ``model.pt`` and the last checkpoints ``last_checkpoint_epoch=*.pt``.
+        archive_folder: name of the sub-folder of ``ckpt_dir`` that holds the archives.
+
+    Example:
+        ``{"_target_": "monai_explain.handlers.PreviousRunArchiver", "_disabled_": "$@is_not_rank0 or
+        monai_explain.utils.as_bool(@resume, 'resume')", "ckpt_dir": "@ckpt_dir"}`` in ``train#handlers``.
+    """
+
+    def __init__(
+        self,
+        ckpt_dir: str | os.PathLike,
+        patterns: Sequence[str] = ("model.pt", f"{LAST_CHECKPOINT_PREFIX}_checkpoint_epoch=*.pt"),
+        archive_folder: str = PREVIOUS_RUNS_FOLDER,
+    ) -> None:
+        if isinstance(patterns, str):
+            patterns = (patterns,)
+        self.ckpt_dir = Path(ckpt_dir)
+        self.patterns = tuple(patterns)
+        self.archive_folder = archive_folder
+        self.archived: Path | None = None  # the archive folder made by this handler, if any
+        self._done = False
+
+    def attach(self, engine: Any) -> None:
+        if not engine.has_event_handler(self, Events.STARTED):
+            engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Any = None) -> None:
+        if self._done:  # once per training: a later engine.run() continues this run, its files are its own
+            return
+        self._done = True
+        self.archive()
+
+    def previous_files(self) -> list[Path]:
+        """The files of ``ckpt_dir`` that match ``patterns`` (sorted by name)."""
+        if not self.ckpt_dir.is_dir():
+            return []
+        return sorted(
+            p
+            for p in self.ckpt_dir.iterdir()
+            if (p.is_file() or p.is_symlink()) and any(fnmatch.fnmatchcase(p.name, pat) for pat in self.patterns)
+        )
+
+    def _new_archive(self) -> Path:
+        root = self.ckpt_dir / self.archive_folder
+        root.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
+        for n in range(1, 10_000):
+            folder = root / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                folder.mkdir()  # not exist_ok: an existing archive is never written into
+            except FileExistsError:
+                continue
+            return folder
+        raise FileExistsError(f"could not make a new archive folder under {root} for {stamp}")
+
+    def archive(self) -> Path | None:
+        """Move the earlier run's files now.
+
+        Returns:
+            The archive folder, or None when there was nothing to move.
+
+        Raises:
+            OSError: when a file cannot be moved, naming it (the training must not start and overwrite it).
+        """
+        files = self.previous_files()
+        if not files:
+            return None
+        folder = self._new_archive()
+        moved: list[str] = []
+        for src in files:
+            try:
+                os.rename(src, folder / src.name)
+            except OSError as e:
+                raise OSError(
+                    e.errno,
+                    f"could not move {src} from an earlier training to {folder} "
+                    f"(already moved: {', '.join(moved) or 'nothing'}): {e.strerror or e}",
+                ) from e
+            moved.append(src.name)
+        self.archived = folder
+        logger.warning(
+            f"{self.ckpt_dir} held files of an earlier training and this one starts anew (resume is false): moved "
+            f"{', '.join(moved)} to {folder} (use --resume true to continue a training instead)"
+        )
+        return folder
 
 
 class BestModelSaver:

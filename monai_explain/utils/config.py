@@ -294,6 +294,13 @@ def bundle_root() -> str:
 
     Use it as ``"bundle_root": "$monai_explain.utils.bundle_root()"``.
 
+    Note:
+        The running workflow is found by walking the call stack because MONAI (1.6.1) gives a config no
+        frame-free way to know its own path: ``ConfigWorkflow`` keeps ``config_root_path`` to itself (it neither
+        sets ``bundle_root`` nor puts the path in the parser or its expression globals), ``%file#id`` macros read
+        paths from the working directory, and the bundle folder it puts on ``sys.path`` in ``run()`` (only then)
+        cannot be told apart from an earlier workflow's in the same process.
+
     Returns:
         The absolute bundle folder.
     """

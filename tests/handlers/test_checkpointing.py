@@ -6,12 +6,20 @@ import errno
 import math
 import os
 import re
+from datetime import datetime, timezone
 
 import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from monai_explain.handlers import BestModelSaver, LastCheckpointLoader, LastCheckpointSaver
+from monai_explain.handlers import (
+    PREVIOUS_RUNS_FOLDER,
+    BestModelSaver,
+    LastCheckpointLoader,
+    LastCheckpointSaver,
+    PreviousRunArchiver,
+    checkpointing,
+)
 
 
 def _evaluator(values: list[float]) -> Engine:
@@ -155,3 +163,89 @@ def test_loader_without_checkpoint_starts_anew(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         loader.attach(engine)
     assert loader.loaded is None and "holds no last checkpoint" in caplog.text
+
+
+def _two_trainings(ckpt, archiver_factory):
+    """Train twice (2 epochs each, different weights) in ``ckpt``; the second one with the archiver attached first."""
+    contents = []
+    for seed in (1, 2):
+        net = _net(seed)
+        evaluator = _evaluator([0.5, 0.7])
+        BestModelSaver(ckpt, {"model": net}).attach(evaluator)
+        trainer = Engine(lambda e, b: None)
+        archiver = archiver_factory() if seed == 2 else None
+        if archiver is not None:
+            archiver.attach(trainer)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e, ev=evaluator: ev.run([0], max_epochs=e.state.epoch))
+        LastCheckpointSaver(ckpt, {"model": net}).attach(trainer)
+        trainer.run([0], max_epochs=2)
+        contents.append({p.name: p.read_bytes() for p in ckpt.iterdir() if p.is_file()})
+    return contents, archiver
+
+
+def test_archiver_moves_the_earlier_runs_files_byte_identical(tmp_path, caplog):
+    ckpt = tmp_path / "models"
+    with caplog.at_level("WARNING"):
+        (first, second), archiver = _two_trainings(ckpt, lambda: PreviousRunArchiver(ckpt))
+    assert sorted(first) == ["last_checkpoint_epoch=2.pt", "model.pt"]
+    archives = list((ckpt / PREVIOUS_RUNS_FOLDER).iterdir())
+    assert archives == [archiver.archived]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", archiver.archived.name)
+    assert {p.name: p.read_bytes() for p in archiver.archived.iterdir()} == first, "moved byte-identical"
+    assert sorted(second) == sorted(first) and second["model.pt"] != first["model.pt"], "the new run's own files"
+    assert "moved last_checkpoint_epoch=2.pt, model.pt to" in caplog.text and str(archiver.archived) in caplog.text
+
+
+def test_without_archiver_the_second_run_overwrites(tmp_path):
+    """What the archiver prevents: the first run's best model is gone after a second fresh run."""
+    ckpt = tmp_path / "models"
+    (first, second), _ = _two_trainings(ckpt, lambda: None)
+    assert second["model.pt"] != first["model.pt"] and not (ckpt / PREVIOUS_RUNS_FOLDER).exists()
+
+
+def test_archiver_never_overwrites_an_archive_and_ignores_other_files(tmp_path, monkeypatch, caplog):
+    ckpt = tmp_path / "models"
+    ckpt.mkdir()
+    for name in ("model.pt", "last_checkpoint_epoch=3.pt", ".last_checkpoint_epoch=4.pt.x1.part", "notes.txt"):
+        (ckpt / name).write_bytes(name.encode())
+    (ckpt / "last_checkpoint_epoch=9.pt").mkdir()  # not a file: left alone
+    fixed = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    monkeypatch.setattr(checkpointing, "datetime", type("Clock", (), {"now": staticmethod(lambda tz=None: fixed)}))
+    first = PreviousRunArchiver(ckpt).archive()
+    (ckpt / "model.pt").write_bytes(b"second")
+    second = PreviousRunArchiver(ckpt).archive()  # the same second: a suffixed folder
+    assert first is not None and second is not None and first != second and second.parent == first.parent
+    assert (first.name, second.name) == ("2026-01-02T03-04-05Z", "2026-01-02T03-04-05Z-2")
+    assert sorted(p.name for p in first.iterdir()) == ["last_checkpoint_epoch=3.pt", "model.pt"]
+    assert (first / "model.pt").read_bytes() == b"model.pt" and (second / "model.pt").read_bytes() == b"second"
+    left = sorted(p.name for p in ckpt.iterdir())
+    assert left == [".last_checkpoint_epoch=4.pt.x1.part", "last_checkpoint_epoch=9.pt", "notes.txt", "previous"]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert PreviousRunArchiver(ckpt).archive() is None, "nothing to move: no new archive"
+        assert PreviousRunArchiver(tmp_path / "absent").archive() is None
+    assert caplog.text == "" and len(list(first.parent.iterdir())) == 2
+    assert PreviousRunArchiver(ckpt, patterns="notes.txt").archive() is not None
+
+
+def test_archiver_runs_once_at_started_and_names_a_file_it_cannot_move(tmp_path, monkeypatch):
+    ckpt = tmp_path / "models"
+    ckpt.mkdir()
+    (ckpt / "model.pt").write_bytes(b"old")
+    archiver = PreviousRunArchiver(ckpt)
+    engine = Engine(lambda e, b: (ckpt / "model.pt").write_bytes(b"new"))
+    archiver.attach(engine)
+    archiver.attach(engine)
+    assert engine.has_event_handler(archiver, Events.STARTED)
+    assert (ckpt / "model.pt").read_bytes() == b"old", "nothing moves before the run starts"
+    engine.run([0], max_epochs=1)
+    assert archiver.archived is not None and (archiver.archived / "model.pt").read_bytes() == b"old"
+    engine.run([0], max_epochs=2)  # the same training continued: its own model.pt stays
+    assert (ckpt / "model.pt").read_bytes() == b"new" and len(list((ckpt / "previous").iterdir())) == 1
+
+    def refuse(src, dst):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with pytest.raises(OSError, match=re.escape(f"could not move {ckpt / 'model.pt'} from an earlier training")):
+        PreviousRunArchiver(ckpt).archive()
