@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint bench study clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy monai_explain --exclude monai_explain/apps
+
+## The validity study behind every figure of README.md and the bundle docs (hours on 2 CPU cores; resumable:
+## finished runs are kept in reports/study and not trained again). Writes bundles/cxr_expl/study/results/.
+study: install
+	$(PY) -m monai_explain.apps.study plan bundles/cxr_expl/study/plan.json --work reports/study \
+		--results bundles/cxr_expl/study/results
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests

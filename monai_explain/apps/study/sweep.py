@@ -130,18 +130,23 @@ def prepare_data(bundle: Path, base: Mapping[str, Any], contract: Mapping[str, A
     prep_ids = set(ConfigParser.load_config_file(configs / name))
     only_prep = prep_ids - set(ConfigParser.load_config_file(configs / contract["train_config"]))
     prep = ConfigWorkflow(
-        config_file=str(configs / name), workflow_type=None, **{k: v for k, v in base.items() if k.split("#")[0] in prep_ids}
+        config_file=str(configs / name),
+        workflow_type=None,
+        **{k: v for k, v in base.items() if k.split("#")[0] in prep_ids},
     )
     prep.initialize()
     prep.run()
     prep.finalize()
     return {k: v for k, v in base.items() if k.split("#")[0] not in only_prep}
+
+
 def _overrides(
     setting: SweepSetting,
     out: Path,
     base: Mapping[str, Any],
     contract: Mapping[str, Any],
     named: Mapping[str, Mapping[str, Any]] | None = None,
+    tracking_db: str = "mlruns.db",
 ) -> dict:
     ids, run_dir, label = contract["ids"], out / "runs" / setting.name, setting["design"]
     if named and label in named:
@@ -150,7 +155,7 @@ def _overrides(
         chosen = {ids["design"]: contract["design_when_lambda0"] if label == BASELINE_DESIGN else label}
     return {**base, **chosen, ids["lambda"]: setting["lambda"], ids["seed"]: setting["seed"],
             ids["ckpt_dir"]: str(run_dir / "models"), ids["output_dir"]: str(run_dir / "eval"),
-            ids["tracking_uri"]: f"sqlite:///{out / 'mlruns.db'}", ids["run_name"]: setting.name,
+            ids["tracking_uri"]: f"sqlite:///{out / tracking_db}", ids["run_name"]: setting.name,
             ids["experiment_name"]: base.get(ids["experiment_name"], "sweep")}  # fmt: skip
 
 
@@ -161,6 +166,7 @@ def run_setting(
     base: Mapping[str, Any],
     contract: Mapping[str, Any],
     named: Mapping[str, Mapping[str, Any]] | None = None,
+    tracking_db: str = "mlruns.db",
 ) -> dict[str, Any]:
     """Train and evaluate one run (or read its record): ``{design, lambda, seed, name, per_image: [csv, ...]}``."""
     run_dir = out / "runs" / setting.name
@@ -170,7 +176,7 @@ def run_setting(
     ids, configs = contract["ids"], bundle / "configs"
     start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
-    overrides = _overrides(setting, out, base, contract, named)
+    overrides = _overrides(setting, out, base, contract, named, tracking_db)
     train = ConfigWorkflow(config_file=str(configs / contract["train_config"]), workflow_type="train", resume=True,
                            **overrides)  # fmt: skip
     train.initialize()
@@ -229,12 +235,17 @@ def run_sweep(
     n_resamples: int = 10000,
     gallery: bool = True,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
+    workers: int = 1,
 ) -> Path:
     """Run (or resume) the whole study and write ``<out>/report``; returns the path of ``summary.md``.
 
     ``settings`` names sets of config overrides usable as designs (see the module docstring); a label equal to
-    :data:`BASELINE_DESIGN` is refused.
+    :data:`BASELINE_DESIGN` is refused. ``workers > 1`` trains that many runs at a time, each in its own process
+    with ``cpu_count // workers`` torch threads (runs are dealt round-robin; worker ``k`` logs to MLflow in
+    ``<out>/mlruns_<k>.db``, since SQLite takes one writer at a time).
     """
+    if int(workers) < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}.")
     if settings and BASELINE_DESIGN in settings:
         raise ValueError(f"settings: the label {BASELINE_DESIGN!r} is reserved for the lambda = 0 runs.")
     wall_start = time.perf_counter()
@@ -247,6 +258,8 @@ def run_sweep(
     runs = sweep_settings(designs, lambdas, seeds)
     progress = Progress(len(runs))
     logger.info(f"sweep: {len(runs)} runs x splits {contract['splits']} into {out}")
+    if int(workers) > 1:
+        _run_in_workers(int(workers), bundle, runs, out, base, contract, settings)
     records = []
     for s in runs:
         done_before = (out / "runs" / s.name / "run.json").is_file()
@@ -264,6 +277,48 @@ def run_sweep(
     if gallery:
         _gallery(bundle, out, base, contract, df, runs, settings)
     return path
+
+
+def _worker(
+    k: int, threads: int, bundle: Path, runs: list[SweepSetting], out: Path, base: Mapping, contract: Mapping,
+    named: Mapping | None,
+) -> None:  # fmt: skip
+    import torch
+
+    torch.set_num_threads(threads)
+    progress = Progress(len(runs))
+    for s in runs:
+        done_before = (out / "runs" / s.name / "run.json").is_file()
+        t0 = time.perf_counter()
+        run_setting(bundle, s, out, base, contract, named, tracking_db=f"mlruns_{k}.db")
+        line = f"worker {k}: " + progress.update(s.name, None if done_before else time.perf_counter() - t0)
+        logger.info(line)
+        print(line, flush=True)
+
+
+def _run_in_workers(
+    workers: int, bundle: Path, runs: list[SweepSetting], out: Path, base: Mapping, contract: Mapping,
+    named: Mapping | None,
+) -> None:  # fmt: skip
+    """Train the runs in ``workers`` processes (round-robin); raises when a worker fails, naming its runs."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    procs = []
+    for k in range(workers):
+        mine = runs[k::workers]
+        if mine:
+            p = ctx.Process(target=_worker, args=(k, threads, bundle, mine, out, base, contract, named), daemon=False)
+            p.start()
+            procs.append((p, mine))
+    failed = []
+    for p, mine in procs:
+        p.join()
+        if p.exitcode != 0:
+            failed += [s.name for s in mine if not (out / "runs" / s.name / "run.json").is_file()]
+    if failed:
+        raise RuntimeError(f"sweep workers failed; runs not finished: {failed} (rerun the same command to resume).")
 
 
 def _gallery(

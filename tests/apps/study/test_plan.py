@@ -1,0 +1,73 @@
+"""Study plans: the plan file checks, and the same pipeline as ``make study`` at tiny settings (2 seeds, 1 epoch,
+2 worker processes): per-stage reports, recovery tables, RESULTS.md and the README-quoted headline block."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from monai_explain.apps.study.__main__ import main
+from monai_explain.apps.study.plan import HEADLINE_FILE, load_plan
+
+BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "cxr_expl"
+SETTINGS = BUNDLE / "study" / "mechanism_settings.json"
+
+
+def _write(path: Path, plan: dict) -> Path:
+    path.write_text(json.dumps(plan))
+    return path
+
+
+@pytest.mark.parametrize(
+    "plan, match",
+    [
+        ({"stages": []}, "'stages' must be a non-empty list"),
+        ({"stages": [{"name": "a", "bundle": "b", "lambdas": [0]}]}, "missing key\\(s\\) \\['seeds'\\]"),
+        ({"stages": [{"name": "a", "bundle": "b", "lambdas": [0], "seeds": [0], "lamdas": [1]}]}, "'lamdas'"),
+        ({"stages": [{"name": "a", "bundle": "b", "lambdas": [0], "seeds": [0]}] * 2}, "duplicate stage names"),
+        ({"stages": [{"name": "a", "bundle": "b", "lambdas": [0], "seeds": [0]}], "headline": "z"}, "headline 'z'"),
+    ],
+)
+def test_bad_plans_are_refused_with_the_key_named(tmp_path, plan, match):
+    with pytest.raises(ValueError, match=match):
+        load_plan(_write(tmp_path / "plan.json", plan))
+
+
+def test_plan_paths_are_relative_to_the_plan_file(tmp_path):
+    plan = load_plan(_write(tmp_path / "plan.json", {"stages": [
+        {"name": "a", "bundle": "../b", "settings": "s.json", "lambdas": [0], "seeds": [0]}]}))  # fmt: skip
+    assert plan["stages"][0]["bundle"] == str((tmp_path / "../b").resolve())
+    assert plan["stages"][0]["settings"] == str(tmp_path / "s.json")
+
+
+@pytest.mark.slow
+def test_tiny_plan_runs_like_make_study(tmp_path, tiny_dataset, monkeypatch, capsys):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tiny = {"dataset_dir": str(tiny_dataset), "epochs": 1, "batch_size": 8, "image_size": [64, 64],
+            "faithfulness_steps": 2, "log_model": False, "synthetic#n_train": 24, "synthetic#n_val": 8,
+            "synthetic#n_test": 8, "synthetic#n_test_shifted": 8, "synthetic#image_size": 64}  # fmt: skip
+    plan = _write(tmp_path / "plan.json", {
+        "title": "tiny",
+        "stages": [{"name": "defaults", "bundle": str(BUNDLE), "settings": str(SETTINGS),
+                    "designs": ["cam/outside-2s-neg"], "lambdas": [0, 1], "seeds": [0, 1], "set": tiny,
+                    "n_resamples": 200, "workers": 2}],
+        "headline": "defaults",
+    })  # fmt: skip
+    results = tmp_path / "results"
+    assert main(["plan", str(plan), "--work", str(tmp_path / "work"), "--results", str(results)]) == 0
+    printed = capsys.readouterr().out
+    assert "worker 0:" in printed and "worker 1:" in printed  # two processes trained
+    assert (tmp_path / "work" / "defaults" / "mlruns_0.db").is_file()
+    assert (tmp_path / "work" / "defaults" / "mlruns_1.db").is_file()
+    stage = results / "defaults"
+    for name in ("summary.md", "runs.csv", "summary.csv", "stats.csv", "recovery.csv", "recovery_summary.csv"):
+        assert (stage / name).is_file(), name
+    assert not (stage / "per_image.csv").exists()  # the large table stays in the work folder
+    headline = (results / HEADLINE_FILE).read_text()
+    assert headline.startswith("## Shortcut recovery (test_shifted vs test")
+    assert "| cam/outside-2s-neg lambda=1 | Nodule/Mass | balanced_accuracy | 2 |" in headline
+    assert "Commit `" in headline and "command `python -m monai_explain.apps.study plan" in headline
+    index = (results / "RESULTS.md").read_text()
+    assert "## [defaults](defaults/summary.md)" in index and "Commit `" in index
