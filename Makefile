@@ -37,6 +37,8 @@ lint: install
 study: install
 	$(PY) -m monai_explain.apps.study plan bundles/cxr_expl/study/plan.json --work reports/study \
 		--results bundles/cxr_expl/study/results
+	$(PY) bundles/cxr_expl/study/routing_check.py --work reports/study \
+		--out bundles/cxr_expl/study/results/routing.md
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests

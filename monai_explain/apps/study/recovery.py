@@ -1,15 +1,20 @@
 """How much of a shortcut's cost a supervised setting wins back, per seed, from the per-run metrics.
 
 A shortcut model scores well on a reference split that carries the spurious correlation (e.g. ``test``) and poorly on
-a shifted split where the correlation is removed or reversed (``test_shifted``). For one metric and one seed, with the
-lambda = 0 run of that seed as the baseline (:func:`~monai_explain.apps.study.compare.baseline_of`):
+a shifted split where the correlation is removed or reversed (``test_shifted``). For one metric, with the lambda = 0
+runs as the baseline (:func:`~monai_explain.apps.study.compare.baseline_of`), each seed of a setting gets:
 
-- ``shortcut_cost = baseline[reference] - baseline[shifted]``: what the shortcut costs under the shift;
-- ``recovered = setting[shifted] - baseline[shifted]``;
+- ``shortcut_cost = mean(baseline[reference]) - mean(baseline[shifted])`` over the baseline seeds: what the shortcut
+  costs under the shift;
+- ``recovered = setting[shifted] - mean(baseline[shifted])``;
 - ``recovery = recovered / shortcut_cost`` (1 = the whole cost won back; NaN when the cost is not positive);
-- ``reference_change = setting[reference] - baseline[reference]``: the price paid in distribution.
+- ``reference_change = setting[reference] - mean(baseline[reference])``: the price paid in distribution;
+- ``recovery_paired``: the same ratio against the lambda = 0 run of the *same* seed only (same initialisation and
+  data order; NaN when that seed has no baseline run or its own cost is not positive).
 
-A setting whose seed has no baseline run with the same seed is not scored for that seed (counted in the log).
+Why the pooled baseline comes first: a lambda = 0 seed that happens to learn the lesion anyway has almost no cost,
+and the paired ratio of that seed becomes a ratio of two small noisy numbers (e.g. a cost of 0.045 gives -1.4 for a
+setting 0.065 below it). The pooled cost is what the shortcut costs the unsupervised recipe, whatever the seed.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from .compare import _label, baseline_of, settings
 
 pd, _ = optional_import_extra("pandas", "study")
 
-__all__ = ["recovery_summary", "shortcut_recovery"]
+__all__ = ["recovery_overview", "recovery_summary", "shortcut_recovery"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,52 +57,39 @@ def shortcut_recovery(
     wide = runs.pivot_table(index=["design", "lambda", "seed", "class", "metric"], columns="split", values="value")
     if reference_split not in wide.columns or shifted_split not in wide.columns:
         return pd.DataFrame()
-    wide = wide.reset_index().rename(columns={reference_split: "reference", shifted_split: "shifted"})
-    keys = ["seed", "class", "metric"]
+    wide = wide.reset_index().rename(columns={reference_split: "setting_reference", shifted_split: "setting_shifted"})
+    keys, values = ["class", "metric"], ["setting_reference", "setting_shifted"]
     frames = []
     for design, lam in settings(wide):
-        base = baseline_of(wide, design)[keys + ["reference", "shifted"]]
-        mine = wide[(wide["design"] == design) & (wide["lambda"] == lam)][
-            ["design", "lambda"] + keys + ["reference", "shifted"]
-        ]
-        both = mine.merge(base, on=keys, how="left", suffixes=("", "_base"))
-        missing = both["reference_base"].isna() & both["shifted_base"].isna()
-        if missing.any():
-            logger.warning(f"recovery: {_label(design, lam)}: {int(missing.sum())} run metric(s) without a lambda = 0 "
-                           "run of the same seed, not scored.")  # fmt: skip
-        frames.append(both[~missing].assign(setting=_label(design, lam)))
+        base = baseline_of(wide, design)
+        pooled = base.groupby(keys)[values].mean().add_prefix("baseline_").rename(columns=lambda c: c.replace(
+            "baseline_setting_", "baseline_")).reset_index()  # fmt: skip
+        paired = base[["seed", *keys, *values]].rename(columns=lambda c: c.replace("setting_", "paired_"))
+        mine = wide[(wide["design"] == design) & (wide["lambda"] == lam)]
+        both = mine.merge(pooled, on=keys, how="left").merge(paired, on=["seed", *keys], how="left")
+        if both["paired_reference"].isna().any():
+            n = int(both["paired_reference"].isna().sum())
+            logger.warning(f"recovery: {_label(design, lam)}: {n} run metric(s) without a lambda = 0 run of the same "
+                           "seed (no paired recovery for them).")  # fmt: skip
+        frames.append(both.assign(setting=_label(design, lam)))
     if not frames:
         return pd.DataFrame()
-    out = pd.concat(frames, ignore_index=True).rename(
-        columns={"reference_base": "baseline_reference", "shifted_base": "baseline_shifted",
-                 "reference": "setting_reference", "shifted": "setting_shifted"}
-    )  # fmt: skip
+    out = pd.concat(frames, ignore_index=True)
     out["shortcut_cost"] = out["baseline_reference"] - out["baseline_shifted"]
     out["recovered"] = out["setting_shifted"] - out["baseline_shifted"]
-    out["recovery"] = np.where(out["shortcut_cost"] > 0, out["recovered"] / out["shortcut_cost"].where(
-        out["shortcut_cost"] > 0), np.nan)  # fmt: skip
+    out["recovery"] = out["recovered"] / out["shortcut_cost"].where(out["shortcut_cost"] > 0)
     out["reference_change"] = out["setting_reference"] - out["baseline_reference"]
-    cols = [
-        "setting",
-        "design",
-        "lambda",
-        "seed",
-        "class",
-        "metric",
-        "baseline_reference",
-        "baseline_shifted",
-        "setting_reference",
-        "setting_shifted",
-        "shortcut_cost",
-        "recovered",
-        "recovery",
-        "reference_change",
-    ]
+    paired_cost = out["paired_reference"] - out["paired_shifted"]
+    out["recovery_paired"] = (out["setting_shifted"] - out["paired_shifted"]) / paired_cost.where(paired_cost > 0)
+    cols = ["setting", "design", "lambda", "seed", "class", "metric", "baseline_reference", "baseline_shifted",
+            "setting_reference", "setting_shifted", "shortcut_cost", "recovered", "recovery", "reference_change",
+            "recovery_paired"]  # fmt: skip
     return out[cols].sort_values(["design", "lambda", "class", "metric", "seed"]).reset_index(drop=True)
 
 
 def recovery_summary(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """Per (setting, class, metric): seeds scored, mean and minimum recovery, mean reference change."""
+    """Per (setting, class, metric): seeds scored, mean and minimum recovery (pooled baseline), mean reference change,
+    mean and minimum paired recovery."""
     if per_seed.empty:
         return pd.DataFrame()
     g = per_seed.groupby(["setting", "design", "lambda", "class", "metric"], sort=False)
@@ -106,5 +98,43 @@ def recovery_summary(per_seed: pd.DataFrame) -> pd.DataFrame:
         mean_recovery=("recovery", "mean"),
         min_recovery=("recovery", "min"),
         mean_reference_change=("reference_change", "mean"),
+        mean_recovery_paired=("recovery_paired", "mean"),
+        min_recovery_paired=("recovery_paired", "min"),
     ).reset_index()
     return out.sort_values(["metric", "mean_recovery"], ascending=[True, False]).reset_index(drop=True)
+
+
+def recovery_overview(
+    per_seed: pd.DataFrame, summary: pd.DataFrame, stats: pd.DataFrame, reference_split: str, shifted_split: str
+) -> pd.DataFrame:
+    """One row per supervised setting and class with what decides whether it undoes the shortcut.
+
+    Columns: recovery of balanced accuracy and of AUC (mean and minimum over seeds, pooled baseline), the change of
+    the reference split's AUC against lambda = 0, saliency precision / chance level on the shifted split (means over
+    seeds), and two tests on the shifted split against lambda = 0 (Holm-adjusted p): per-image Wilcoxon of correctness
+    (averaged over seeds) and Welch's t-test of balanced accuracy across seeds (NaN when not computed).
+    """
+    if per_seed.empty:
+        return pd.DataFrame()
+    rows = []
+    for (setting, cls), g in per_seed.groupby(["setting", "class"], sort=False):
+        row: dict = {"setting": setting, "class": cls}
+        for metric, short in (("balanced_accuracy", "bacc"), ("auc", "auc")):
+            m = g[g["metric"] == metric]
+            row[f"{short}_recovery_mean"] = m["recovery"].mean() if len(m) else np.nan
+            row[f"{short}_recovery_min"] = m["recovery"].min() if len(m) else np.nan
+            if metric == "auc":
+                row["reference_auc_change"] = m["reference_change"].mean() if len(m) else np.nan
+        sel = summary[(summary["setting"] == setting) & (summary["class"] == cls) & (summary["split"] == shifted_split)]
+        means = sel.set_index("metric")["mean"]
+        prec, chance = means.get("saliency_precision", np.nan), means.get("chance_level", np.nan)
+        row["precision_over_chance"] = prec / chance if chance and chance > 0 else np.nan
+        for test, metric, name in (("wilcoxon", "correct", "p_correct_wilcoxon"),
+                                   ("welch_t", "balanced_accuracy", "p_bacc_welch")):  # fmt: skip
+            hit = stats
+            if not stats.empty:
+                keep = (stats["setting"] == setting) & (stats["class"] == cls) & (stats["split"] == shifted_split)
+                hit = stats[keep & (stats["metric"] == metric) & (stats["test"] == test)]
+            row[name] = float(hit["p_holm"].iloc[0]) if len(hit) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -8,6 +8,7 @@
 ``pareto.csv``              the accuracy vs alignment Pareto front of the settings
 ``recovery.csv``            per setting and seed: the share of the shortcut's cost won back (``recovery_splits``)
 ``recovery_summary.csv``    per setting: mean and minimum recovery over seeds, change in distribution
+``recovery_overview.csv``   per setting: recoveries, AUC change in distribution, precision / chance, p-values
 ``tradeoff_*.png``          metric vs lambda per design; ``pareto.png``; ``paired_differences.png``
 ``summary.md``              the tables above in Markdown (how to read them: tutorial 03 and the docs)
 =========================== ===========================================================================
@@ -24,7 +25,7 @@ from monai_explain.utils.extras import optional_import_extra
 
 from .compare import compare_per_image, compare_seeds, pareto, summarize
 from .plots import plot_paired_differences, plot_pareto, plot_tradeoff
-from .recovery import recovery_summary, shortcut_recovery
+from .recovery import recovery_overview, recovery_summary, shortcut_recovery
 from .table import MACRO, add_macro, run_metrics
 
 pd, _ = optional_import_extra("pandas", "study")
@@ -39,14 +40,21 @@ HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "auc", "sa
 
 
 def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
-    """A DataFrame as a Markdown table (numbers rounded, counts as integers, NaN as ``n/a``), without ``tabulate``."""
+    """A DataFrame as a Markdown table (numbers rounded, counts as integers, p-values (``p_*``) to 2 significant
+    digits, NaN as ``n/a``), without ``tabulate``."""
 
-    def cell(v: object, count: bool) -> str:
+    def cell(v: object, count: bool, p_value: bool) -> str:
         if pd.isna(v):
             return "n/a"
+        if p_value and isinstance(v, float):
+            return f"{v:.2g}"
         return f"{v:.0f}" if count else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
-    cells = df.apply(lambda col: col.map(lambda v: cell(v, col.name == "seed" or str(col.name).startswith("n_"))))
+    cells = df.apply(
+        lambda col: col.map(
+            lambda v: cell(v, col.name == "seed" or str(col.name).startswith("n_"), str(col.name).startswith("p_"))
+        )
+    )
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells.to_numpy().tolist()])
 
@@ -145,7 +153,11 @@ def write_report(
         rec.to_csv(out / "recovery_summary.csv", index=False)
         if not rec.empty:
             ref, shifted = recovery_splits
+            overview = recovery_overview(per_seed, summary, stats, ref, shifted)
+            overview.to_csv(out / "recovery_overview.csv", index=False)
             md += [f"## Shortcut recovery ({shifted} vs {ref}; share of the lambda = 0 cost won back, per seed)", ""]
+            md += [markdown_table(overview), ""]
+            md += ["Recovery per metric (pooled lambda = 0 baseline; `paired`: against the same seed's baseline):", ""]
             md += [markdown_table(rec.drop(columns=["design", "lambda"])), ""]
     md += [f"## Pareto front ({split} {cls}: {pareto_axes[0]} vs {pareto_axes[1]})", ""]
     md += [markdown_table(front.drop(columns=["design", "lambda"]))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -27,23 +28,31 @@ def _runs() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_recovery_by_hand(caplog):
+def test_recovery_by_hand():
     per_seed = shortcut_recovery(_runs(), "test", "test_shifted")
-    assert set(per_seed["metric"]) == {"balanced_accuracy", "auc"} and set(per_seed["seed"]) == {0, 1}
-    bacc = per_seed[per_seed["metric"] == "balanced_accuracy"].set_index("seed")
-    # seed 0: cost 0.95 - 0.50 = 0.45, won back 0.86 - 0.50 = 0.36 -> 0.8; seed 1: 0.03 / 0.30 = 0.1
-    assert bacc.loc[0, "shortcut_cost"] == pytest.approx(0.45) and bacc.loc[0, "recovery"] == pytest.approx(0.8)
-    assert bacc.loc[1, "recovery"] == pytest.approx(0.1) and bacc.loc[0, "reference_change"] == pytest.approx(-0.01)
+    assert set(per_seed["metric"]) == {"balanced_accuracy", "auc"} and set(per_seed["seed"]) == {0, 1, 2}
     assert (per_seed["setting"] == "dice lambda=3").all()
+    bacc = per_seed[per_seed["metric"] == "balanced_accuracy"].set_index("seed")
+    # pooled baseline: reference 0.925, shifted 0.55, cost 0.375
+    assert bacc.loc[0, "shortcut_cost"] == pytest.approx(0.375)
+    assert bacc.loc[0, "recovery"] == pytest.approx(0.31 / 0.375)
+    assert bacc.loc[1, "recovery"] == pytest.approx(0.08 / 0.375)
+    assert bacc.loc[2, "recovery"] == pytest.approx(0.25 / 0.375)  # no same-seed baseline: scored against the pool
+    assert bacc.loc[0, "reference_change"] == pytest.approx(0.94 - 0.925)
+    # paired with the same seed's baseline: seed 0 (0.86 - 0.50) / 0.45, seed 1 (0.63 - 0.60) / 0.30, seed 2 none
+    assert bacc.loc[0, "recovery_paired"] == pytest.approx(0.8) and bacc.loc[1, "recovery_paired"] == pytest.approx(0.1)
+    assert np.isnan(bacc.loc[2, "recovery_paired"])
     summary = recovery_summary(per_seed).set_index("metric")
-    assert summary.loc["balanced_accuracy", "n_seeds"] == 2
-    assert summary.loc["balanced_accuracy", "mean_recovery"] == pytest.approx(0.45)
-    assert summary.loc["balanced_accuracy", "min_recovery"] == pytest.approx(0.1)
-    # auc: seed 0 (0.90 - 0.60) / (0.98 - 0.60); seed 1 (0.71 - 0.70) / (0.96 - 0.70)
-    assert summary.loc["auc", "mean_recovery"] == pytest.approx((0.30 / 0.38 + 0.01 / 0.26) / 2)
+    assert summary.loc["balanced_accuracy", "n_seeds"] == 3
+    assert summary.loc["balanced_accuracy", "mean_recovery"] == pytest.approx((0.31 + 0.08 + 0.25) / 3 / 0.375)
+    assert summary.loc["balanced_accuracy", "min_recovery"] == pytest.approx(0.08 / 0.375)
+    assert summary.loc["balanced_accuracy", "mean_recovery_paired"] == pytest.approx(0.45)
+    assert summary.loc["balanced_accuracy", "min_recovery_paired"] == pytest.approx(0.1)
+    # auc: pooled reference 0.97, shifted 0.65
+    assert summary.loc["auc", "mean_recovery"] == pytest.approx((0.25 + 0.06 + 0.25) / 3 / 0.32)
 
 
-def test_recovery_warns_for_seeds_without_baseline_and_is_nan_without_a_cost(caplog):
+def test_recovery_warns_without_same_seed_baseline_and_is_nan_without_a_cost(caplog):
     runs = _runs()
     with caplog.at_level("WARNING"):
         shortcut_recovery(runs, "test", "test_shifted")
@@ -51,5 +60,6 @@ def test_recovery_warns_for_seeds_without_baseline_and_is_nan_without_a_cost(cap
     flat = runs.copy()
     flat.loc[(flat["design"] == "none") & (flat["split"] == "test_shifted"), "value"] = 0.99  # no cost
     per_seed = shortcut_recovery(flat, "test", "test_shifted")
-    assert per_seed["recovery"].isna().all() and not per_seed["recovered"].isna().any()
+    assert per_seed["recovery"].isna().all() and per_seed["recovery_paired"].isna().all()
+    assert not per_seed["recovered"].isna().any()
     assert shortcut_recovery(runs, "test", "external").empty
