@@ -300,9 +300,11 @@ def _run_in_workers(
     workers: int, bundle: Path, runs: list[SweepSetting], out: Path, base: Mapping, contract: Mapping,
     named: Mapping | None,
 ) -> None:  # fmt: skip
-    """Train the runs in ``workers`` processes (round-robin); raises when a worker fails, naming its runs."""
+    """Train the unfinished runs in ``workers`` processes (dealt round-robin); raises when a worker fails, naming its
+    runs."""
     import multiprocessing as mp
 
+    runs = [s for s in runs if not (out / "runs" / s.name / "run.json").is_file()]
     ctx = mp.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
     procs = []
