@@ -39,6 +39,8 @@ study: install
 		--results bundles/cxr_expl/study/results
 	$(PY) bundles/cxr_expl/study/routing_check.py --work reports/study \
 		--out bundles/cxr_expl/study/results/routing.md
+	$(PY) bundles/cxr_expl/study/validation_curves.py --work reports/study \
+		--out bundles/cxr_expl/study/results/validation_curves.md
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests

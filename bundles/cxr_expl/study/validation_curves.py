@@ -1,0 +1,84 @@
+"""Validation curves of the study's full-size runs, read from their MLflow databases: does accuracy collapse?
+
+For every run of the given stages (default: the default recipe and its lambda = 0 baseline at full size), the
+validation accuracy at the epoch's chosen threshold (Youden's J on the validation split), the validation AUC and
+the threshold, per epoch; then per run the lowest accuracy from epoch 3 on and the largest drop between two
+consecutive epochs. Written by ``make study`` after the plan::
+
+    python bundles/cxr_expl/study/validation_curves.py --work reports/study \
+        --out bundles/cxr_expl/study/results/validation_curves.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sqlite3
+from pathlib import Path
+
+METRICS = ("val_accuracy", "val_auc", "val_threshold")
+
+
+def read_curves(stage_dir: Path, prefixes: tuple[str, ...]) -> dict[str, dict[str, dict[int, float]]]:
+    """``{run name: {metric: {epoch: value}}}`` from every ``mlruns*.db`` of a stage folder (last value per epoch)."""
+    curves: dict[str, dict[str, dict[int, float]]] = {}
+    for db in sorted(stage_dir.glob("mlruns*.db")):
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            rows = con.execute(
+                "SELECT r.name, m.key, m.step, m.value FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid "
+                f"WHERE m.key IN ({','.join('?' * len(METRICS))}) ORDER BY m.timestamp",
+                METRICS,
+            ).fetchall()
+        finally:
+            con.close()
+        for name, key, step, value in rows:
+            if name.startswith(prefixes):
+                curves.setdefault(name, {}).setdefault(key, {})[int(step)] = float(value)
+    return curves
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default="reports/study")
+    ap.add_argument("--stages", nargs="+", default=["full_cam_energy"])
+    ap.add_argument("--runs", nargs="+", default=["none_lambda0_", "cam/energy_lambda3_"], help="run name prefixes")
+    ap.add_argument("--out", default="bundles/cxr_expl/study/results/validation_curves.md")
+    args = ap.parse_args()
+    lines = [
+        "# Validation curves of the full-size runs (default recipe and lambda = 0)",
+        "",
+        (
+            "Accuracy at the threshold chosen on the validation split each epoch (Youden's J), from the runs' MLflow "
+            "databases. Written by `bundles/cxr_expl/study/validation_curves.py` (`make study`)."
+        ),
+        "",
+    ]
+    summary = ["| stage | run | epochs | min accuracy (epoch >= 3) | largest drop between epochs | final AUC |",
+               "|---|---|---|---|---|---|"]  # fmt: skip
+    for stage in args.stages:
+        curves = read_curves(Path(args.work) / stage, tuple(args.runs))
+        if not curves:
+            raise FileNotFoundError(f"no MLflow runs {args.runs} in {Path(args.work) / stage}; run the study first.")
+        for name in sorted(curves):
+            acc, auc, thr = (curves[name].get(m, {}) for m in METRICS)
+            epochs = sorted(acc)
+            lines += [f"## {stage} / {name}", "", "| epoch | " + " | ".join(map(str, epochs)) + " |",
+                      "|---|" + "---|" * len(epochs),
+                      "| accuracy | " + " | ".join(f"{acc[e]:.2f}" for e in epochs) + " |",
+                      "| AUC | " + " | ".join(f"{auc.get(e, float('nan')):.3f}" for e in epochs) + " |",
+                      "| threshold | " + " | ".join(f"{thr.get(e, float('nan')):.2f}" for e in epochs) + " |", ""]  # fmt: skip
+            late = [acc[e] for e in epochs if e >= 3]
+            drops = [acc[a] - acc[b] for a, b in itertools.pairwise(epochs)]
+            summary.append(
+                f"| {stage} | {name} | {len(epochs)} | {min(late):.2f} | {max([0.0, *drops]):.2f} | "
+                f"{auc.get(epochs[-1], float('nan')):.3f} |"
+            )
+    text = "\n".join(lines[:5] + summary + [""] + lines[5:]) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
