@@ -4,18 +4,22 @@ The study reads only the per-image results table each evaluation writes (the con
 :class:`monai_explain.handlers.PerImageResultsWriter`) and the bundle contract
 (:data:`~monai_explain.apps.study.sweep.BUNDLE_CONTRACT`, overridable in ``metadata.json``).
 ``pip install monai-explain[study]``. Command line: ``python -m monai_explain.apps.study sweep ...`` (runs the
-bundle) or ``python -m monai_explain.apps.study report --table study.csv ...`` (an existing table).
+bundle), ``python -m monai_explain.apps.study plan PLAN.json --results DIR`` (several sweeps, one results folder) or
+``python -m monai_explain.apps.study report --table study.csv ...`` (an existing table).
 """
 
 from __future__ import annotations
 
 from .compare import baseline_of, compare_per_image, compare_seeds, pareto, summarize
+from .plan import load_plan, run_plan
+from .recovery import recovery_overview, recovery_summary, shortcut_recovery
 from .report import markdown_table, write_report
 from .sweep import BUNDLE_CONTRACT, Progress, bundle_contract, run_sweep, sweep_settings
 from .table import add_macro, metric_columns, read_per_image, run_metrics, validate_per_image
 
 __all__ = [
     "BUNDLE_CONTRACT", "Progress", "add_macro", "baseline_of", "bundle_contract", "compare_per_image", "compare_seeds",
-    "markdown_table", "metric_columns", "pareto", "read_per_image", "run_metrics", "run_sweep", "summarize",
-    "sweep_settings", "validate_per_image", "write_report",
+    "load_plan", "markdown_table", "metric_columns", "pareto", "read_per_image", "recovery_overview",
+    "recovery_summary", "run_metrics", "run_plan", "run_sweep", "shortcut_recovery", "summarize", "sweep_settings",
+    "validate_per_image", "write_report",
 ]  # fmt: skip
