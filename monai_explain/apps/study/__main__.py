@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 
 from .plan import run_plan
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--workers", type=int, default=None, help="runs trained at a time (default: the plan's)")
     plan.add_argument("--set", nargs="*", default=[], metavar="ID=VALUE", help="overrides added to every stage")
     args = parser.parse_args(argv)
+    command = shlex.join(["python", "-m", "monai_explain.apps.study", *(sys.argv[1:] if argv is None else argv)])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "report":
         df = validate_per_image(pd.read_csv(args.table, dtype={"id": str, "class": str, "split": str}), args.table)
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         key, value = item.split("=", 1)
         overrides[key] = _value(value)
     if args.command == "plan":
-        print(f"results: {run_plan(args.plan, args.work, args.results, args.only, overrides, args.workers)}")
+        print(f"results: {run_plan(args.plan, args.work, args.results, args.only, overrides, args.workers, command)}")
         return 0
     named = None
     if args.settings:
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--designs {unknown}: not a label of --settings {args.settings}")
     path = run_sweep(args.bundle, designs, args.lambdas, args.seeds, args.out, overrides, args.splits,
-                     args.n_resamples, gallery=not args.no_gallery, settings=named, workers=args.workers)  # fmt: skip
+                     args.n_resamples, gallery=not args.no_gallery, settings=named, workers=args.workers, command=command)  # fmt: skip
     print(f"report: {path}")
     return 0
 

@@ -111,6 +111,7 @@ def run_plan(
     only: Sequence[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     workers: int | None = None,
+    command: str | None = None,
 ) -> Path:
     """Run every stage of a plan (or those named in ``only``) and write the results folder; returns RESULTS.md.
 
@@ -122,6 +123,7 @@ def run_plan(
         overrides: config overrides added to every stage's ``set`` (e.g. ``{"num_workers": 2}``).
         workers: runs trained at a time (None: each stage's ``workers``, default 1); see
             :func:`~monai_explain.apps.study.sweep.run_sweep`.
+        command: how the plan was started, for the provenance lines (default: this process's command line).
     """
     plan = load_plan(plan_path)
     work, results = Path(work).resolve(), Path(results).resolve()
@@ -139,7 +141,7 @@ def run_plan(
         summary = run_sweep(
             st["bundle"], designs, st["lambdas"], st["seeds"], work / st.get("work", st["name"]), {**st.get("set", {}), **(overrides or {})},
             st.get("splits"), st.get("n_resamples", 10000), gallery=st.get("gallery", False), settings=named,
-            workers=workers or st.get("workers", 1),
+            workers=workers or st.get("workers", 1), command=command,
         )  # fmt: skip
         _copy_report(summary.parent, results / st["name"])
         logger.info(f"stage {st['name']}: {time.perf_counter() - t0:.0f} s")

@@ -201,7 +201,7 @@ def run_setting(
     return record
 
 
-def provenance(bundle: Path, records: Sequence[Mapping[str, Any]], wall_s: float) -> str:
+def provenance(bundle: Path, records: Sequence[Mapping[str, Any]], wall_s: float, command: str | None = None) -> str:
     """One Markdown line: the commit of the bundle's repository (``+dirty`` with local changes), the command, the
     summed time of the runs (``seconds`` of each record; runs of earlier invocations included) and this wall time."""
 
@@ -218,7 +218,10 @@ def provenance(bundle: Path, records: Sequence[Mapping[str, Any]], wall_s: float
     if commit[0] != "u" and git("status", "--porcelain", "--untracked-files=no"):
         commit += "+dirty"
     total = sum(float(r.get("seconds") or 0.0) for r in records)
-    command = shlex.join(["python", "-m", "monai_explain.apps.study", *sys.argv[1:]]) if sys.argv[1:] else "run_sweep()"
+    if command is None:
+        command = (
+            shlex.join(["python", "-m", "monai_explain.apps.study", *sys.argv[1:]]) if sys.argv[1:] else "run_sweep()"
+        )
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return (f"Commit `{commit}`; command `{command}`; {len(records)} runs, {total / 60:.1f} min of run time in all, "
             f"this invocation {wall_s / 60:.1f} min; written {when}.")  # fmt: skip
@@ -236,13 +239,15 @@ def run_sweep(
     gallery: bool = True,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     workers: int = 1,
+    command: str | None = None,
 ) -> Path:
     """Run (or resume) the whole study and write ``<out>/report``; returns the path of ``summary.md``.
 
     ``settings`` names sets of config overrides usable as designs (see the module docstring); a label equal to
     :data:`BASELINE_DESIGN` is refused. ``workers > 1`` trains that many runs at a time, each in its own process
     with ``cpu_count // workers`` torch threads (runs are dealt round-robin; worker ``k`` logs to MLflow in
-    ``<out>/mlruns_<k>.db``, since SQLite takes one writer at a time).
+    ``<out>/mlruns_<k>.db``, since SQLite takes one writer at a time). ``command``: how the study was started, for
+    the provenance line of the report (default: this process's command line).
     """
     if int(workers) < 1:
         raise ValueError(f"workers must be >= 1, got {workers}.")
@@ -272,7 +277,7 @@ def run_sweep(
     path = write_report(
         df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}",
         recovery_splits=tuple(contract["recovery_splits"]) if contract.get("recovery_splits") else None,
-        provenance=provenance(bundle, records, time.perf_counter() - wall_start),
+        provenance=provenance(bundle, records, time.perf_counter() - wall_start, command),
     )  # fmt: skip
     if gallery:
         _gallery(bundle, out, base, contract, df, runs, settings)

@@ -43,7 +43,7 @@ def test_plan_paths_are_relative_to_the_plan_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_plan_runs_like_make_study(tmp_path, tiny_dataset, monkeypatch, capsys):
+def test_tiny_plan_runs_like_make_study(tmp_path, tiny_dataset, monkeypatch, capfd):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     tiny = {"dataset_dir": str(tiny_dataset), "epochs": 1, "batch_size": 8, "image_size": [64, 64],
             "faithfulness_steps": 2, "log_model": False, "synthetic#n_train": 24, "synthetic#n_val": 8,
@@ -57,7 +57,7 @@ def test_tiny_plan_runs_like_make_study(tmp_path, tiny_dataset, monkeypatch, cap
     })  # fmt: skip
     results = tmp_path / "results"
     assert main(["plan", str(plan), "--work", str(tmp_path / "work"), "--results", str(results)]) == 0
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out  # the workers are other processes: read the file descriptor
     assert "worker 0:" in printed and "worker 1:" in printed  # two processes trained
     assert (tmp_path / "work" / "defaults" / "mlruns_0.db").is_file()
     assert (tmp_path / "work" / "defaults" / "mlruns_1.db").is_file()
