@@ -57,7 +57,7 @@ def test_train_config_properties_outputs_and_mlflow(tmp_path, tiny_dataset, no_t
     run = runs[0]
     assert run.info.status == "FINISHED"
     params = run.data.params
-    assert params["design"] == "energy" and params["lambda"] == "0.5" and params["saliency"] == "cam"
+    assert params["design"] == "dice" and params["lambda"] == "0.5" and params["saliency"] == "cam"
     assert params["seed"] == "0" and "class_layers.relu" in params["saliency_kwargs"]
     for key in ("val_auc", "val_accuracy", "val_saliency_precision", "val_saliency_coverage", "val_chance_level"):
         assert key in run.data.metrics, key
@@ -121,7 +121,7 @@ def test_evaluate_config_scores_checkpoint_on_test_split(tmp_path, tiny_dataset,
     assert len(table) == 8 and "confounder_change" in table[0], "one row per image with its confounder reliance"
     # the evaluation is logged into the training run (its id read from the last checkpoint), split-prefixed
     client, runs = _mlflow_runs(tmp_path)
-    assert [r.info.run_name for r in runs] == ["energy_lambda3.0_seed0"]
+    assert [r.info.run_name for r in runs] == ["dice_lambda10.0_seed0"]
     run = runs[0]
     assert run.info.status == "FINISHED"
     for key in ("auc", "accuracy", "saliency_precision", "saliency_coverage", "deletion_auc", "insertion_auc"):
