@@ -253,8 +253,7 @@ for setting in (base, best):
 #    supports, is the next study.
 #
 # What this does not show: the data are synthetic (one lesion kind, one network); two seeds per setting in the
-# mechanism and robustness stages give wide intervals; the 80% recovery criterion is met on average, not by every
-# seed (see the minimum column).
+# mechanism and robustness stages give wide intervals; read the minimum over seeds before the mean.
 
 # %% [markdown]
 # ### `pareto.csv`: which settings are worth considering
