@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: per-run metrics of the headline table and the trade-off plots (those present are used).
 HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "auc", "saliency_precision",
-                                     "saliency_coverage", "chance_level", "deletion_auc", "confounder_reliance")  # fmt: skip
+                                     "saliency_coverage", "chance_level", "deletion_auc", "confounder_change",
+                                     "confounder_flip_rate")  # fmt: skip
 
 
 def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
