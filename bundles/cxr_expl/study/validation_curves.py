@@ -2,7 +2,7 @@
 
 For every run of the given stages (default: the default recipe and its lambda = 0 baseline at full size), the
 validation accuracy at the epoch's chosen threshold (Youden's J on the validation split), the validation AUC and
-the threshold, per epoch; then per run the lowest accuracy from epoch 3 on and the largest drop between two
+the threshold, per epoch (the full-size stages share one work folder, ``full_cam_energy``); then per run the lowest accuracy from epoch 3 on and the largest drop between two
 consecutive epochs. Written by ``make study`` after the plan::
 
     python bundles/cxr_expl/study/validation_curves.py --work reports/study \
@@ -42,11 +42,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="reports/study")
     ap.add_argument("--stages", nargs="+", default=["full_cam_energy"])
-    ap.add_argument("--runs", nargs="+", default=["none_lambda0_", "cam/energy_lambda3_"], help="run name prefixes")
+    ap.add_argument("--runs", nargs="+", default=["none_lambda0_", "cam/dice_lambda10_", "cam/energy_lambda3_"],
+                    help="run name prefixes")  # fmt: skip
     ap.add_argument("--out", default="bundles/cxr_expl/study/results/validation_curves.md")
     args = ap.parse_args()
     lines = [
-        "# Validation curves of the full-size runs (default recipe and lambda = 0)",
+        "# Validation curves of the full-size runs (default recipe, the earlier default and lambda = 0)",
         "",
         (
             "Accuracy at the threshold chosen on the validation split each epoch (Youden's J), from the runs' MLflow "
@@ -74,7 +75,7 @@ def main() -> None:
                 f"| {stage} | {name} | {len(epochs)} | {min(late):.2f} | {max([0.0, *drops]):.2f} | "
                 f"{auc.get(epochs[-1], float('nan')):.3f} |"
             )
-    text = "\n".join(lines[:5] + summary + [""] + lines[5:]) + "\n"
+    text = "\n".join(lines[:4] + summary + [""] + lines[4:]) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print("\n".join(summary))
