@@ -68,7 +68,7 @@ def test_01_add_explanation_supervision(tmp_path):
         row = next(line.split() for line in out.splitlines() if line.split()[:2] == [name, split])
         assert [float(v) for v in row[2:]] == pytest.approx(
             [metrics[c] for c in ("auc", "accuracy", "saliency_precision", "saliency_coverage", "chance_level")],
-            abs=5e-4,
+            abs=5e-4 + 1e-9,
         )
     # the handler ran: the supervised trainer's epoch line carries the explanation term and lambda
     epoch = re.search(r"epoch 1/1: loss ([\d.]+), task_loss ([\d.]+), expl_loss ([\d.]+), lambda ([\d.]+)", out)
@@ -137,7 +137,7 @@ def test_03_tradeoff_study(tmp_path):
     for setting in ("energy lambda=1", "none lambda=0"):  # the printed headline table shows summary.csv's means
         printed = next(line for line in out.splitlines() if line.strip().startswith(setting))
         values = [float(v) for v in printed.split()[-6:]]
-        assert values == pytest.approx([summary[(setting, s, m)] for s, m in headline], abs=5e-4), setting
+        assert values == pytest.approx([summary[(setting, s, m)] for s, m in headline], abs=5e-4 + 1e-9), setting  # printed to 3 decimals: half a unit, plus float error
 
 
 def test_04_3d_recipe(tmp_path):
@@ -156,7 +156,7 @@ def test_04_3d_recipe(tmp_path):
         assert (tmp_path / "runs" / name / "models" / "model.pt").is_file(), name
     for key in runs:  # the printed table shows the saved numbers
         row = next(line.split() for line in out.splitlines() if line.startswith(key + " "))
-        assert [float(v) for v in row[1:]] == pytest.approx([metrics[f"{key}/{c}"] for c in columns], abs=5e-4)
+        assert [float(v) for v in row[1:]] == pytest.approx([metrics[f"{key}/{c}"] for c in columns], abs=5e-4 + 1e-9)
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}")
     runs_logged = client.search_runs([client.get_experiment_by_name("ct_expl").experiment_id])
     assert {"baseline", "supervised"} <= {r.info.run_name for r in runs_logged}
