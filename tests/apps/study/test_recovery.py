@@ -62,3 +62,26 @@ def test_recovery_warns_without_same_seed_baseline_and_is_nan_without_a_cost(cap
     assert per_seed["recovery"].isna().all() and per_seed["recovery_paired"].isna().all()
     assert not per_seed["recovered"].isna().any()
     assert shortcut_recovery(runs, "test", "external").empty
+
+
+def test_recovery_overview_puts_the_acceptance_quantities_side_by_side():
+    from monai_explain.apps.study.recovery import recovery_overview
+
+    per_seed = shortcut_recovery(_runs(), "test", "test_shifted")
+    summary = pd.DataFrame([
+        {"setting": "dice lambda=3", "class": "Nodule/Mass", "split": "test_shifted", "metric": m, "mean": v}
+        for m, v in (("saliency_precision", 0.3), ("chance_level", 0.015))
+    ])  # fmt: skip
+    stats = pd.DataFrame([
+        {"setting": "dice lambda=3", "class": "Nodule/Mass", "split": "test_shifted", "metric": "correct",
+         "test": "wilcoxon", "p_holm": 1e-6},
+        {"setting": "dice lambda=3", "class": "Nodule/Mass", "split": "test", "metric": "correct",
+         "test": "wilcoxon", "p_holm": 0.5},
+    ])  # fmt: skip
+    row = recovery_overview(per_seed, summary, stats, "test", "test_shifted").iloc[0]
+    assert row["bacc_recovery_mean"] == pytest.approx((0.31 + 0.08 + 0.25) / 3 / 0.375)
+    assert row["auc_recovery_min"] == pytest.approx(0.06 / 0.32)
+    assert row["reference_auc_change"] == pytest.approx(((0.99 - 0.97) + (0.95 - 0.97) + (0.95 - 0.97)) / 3)
+    assert row["precision_over_chance"] == pytest.approx(20.0)
+    assert row["p_correct_wilcoxon"] == pytest.approx(1e-6)  # the shifted split's test, not the reference's
+    assert np.isnan(row["p_bacc_welch"])
