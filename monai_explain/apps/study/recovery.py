@@ -62,8 +62,10 @@ def shortcut_recovery(
     frames = []
     for design, lam in settings(wide):
         base = baseline_of(wide, design)
-        pooled = base.groupby(keys)[values].mean().add_prefix("baseline_").rename(columns=lambda c: c.replace(
-            "baseline_setting_", "baseline_")).reset_index()  # fmt: skip
+        pooled = base.groupby(keys)[values].mean().reset_index()
+        pooled = pooled.rename(
+            columns={"setting_reference": "baseline_reference", "setting_shifted": "baseline_shifted"}
+        )
         paired = base[["seed", *keys, *values]].rename(columns=lambda c: c.replace("setting_", "paired_"))
         mine = wide[(wide["design"] == design) & (wide["lambda"] == lam)]
         both = mine.merge(pooled, on=keys, how="left").merge(paired, on=["seed", *keys], how="left")
