@@ -140,5 +140,14 @@ def test_ct_expl_train_keeps_the_shared_plumbing_of_cxr_expl():
     assert not differ, f"bundles/ct_expl/configs/train.json drifted from cxr_expl's on {differ}"
     handlers = [{h["_target_"]: h for h in c["train"]["handlers"]} for c in (cxr, ct)]
     common = set(handlers[0]) & set(handlers[1])
-    assert {"monai_explain.handlers.OutputFolderLock", "monai_explain.handlers.PreviousRunArchiver"} <= common
+    assert {
+        "monai_explain.handlers.OutputFolderLock", "monai_explain.handlers.PreviousRunArchiver",
+        "monai_explain.handlers.EpochSeedHandler", "monai_explain.handlers.BatchNormRecalibration",
+    } <= common  # fmt: skip
+    # the decision threshold is chosen on the validation split and saved with the model in both bundles
+    for c in (cxr, ct):
+        assert c["validate"]["threshold"]["_target_"] == "monai_explain.handlers.DecisionThreshold"
+        assert c["validate"]["handlers"][0] == "@validate#threshold"
+        saver = next(h for h in c["validate"]["handlers"] if isinstance(h, dict) and "BestModelSaver" in h["_target_"])
+        assert saver["save_dict"]["threshold"] == "@validate#threshold"
     assert [t for t in sorted(common) if handlers[0][t] != handlers[1][t]] == []
