@@ -29,8 +29,6 @@ pd, _ = optional_import_extra("pandas", "study")
 
 __all__ = ["baseline_of", "compare_per_image", "compare_seeds", "dominance_counts", "pareto", "settings", "summarize"]
 
-#: metrics where lower is better (a faithful map loses the class evidence fast when its pixels are deleted).
-LOWER_IS_BETTER = ("deletion_auc",)
 _FAMILY = ["test", "split", "class", "metric"]
 
 
