@@ -82,10 +82,7 @@ def load_plan(path: str | os.PathLike) -> dict[str, Any]:
 def _copy_report(report: Path, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for f in sorted(report.iterdir()):
-        if f.is_file() and f.name not in _NOT_COPIED:
-            shutil.copy2(f, dest / f.name)
+    shutil.copytree(report, dest, ignore=shutil.ignore_patterns(*_NOT_COPIED))
 
 
 def _provenance_of(summary_md: Path) -> str:
