@@ -26,7 +26,7 @@ import numpy as np
 
 from monai_explain.utils.extras import optional_import_extra
 
-from .compare import _label, baseline_of, settings
+from .compare import _label, _versus_baseline
 
 pd, _ = optional_import_extra("pandas", "study")
 
@@ -60,12 +60,10 @@ def shortcut_recovery(
     wide = wide.reset_index().rename(columns={reference_split: "setting_reference", shifted_split: "setting_shifted"})
     keys, values = ["class", "metric"], ["setting_reference", "setting_shifted"]
     frames = []
-    for design, lam in settings(wide):
-        base = baseline_of(wide, design)
+    for design, lam, base, mine in _versus_baseline(wide):
         pooled = base.groupby(keys)[values].mean().reset_index()
         pooled = pooled.rename(columns=lambda c: c.replace("setting_", "baseline_"))
         paired = base[["seed", *keys, *values]].rename(columns=lambda c: c.replace("setting_", "paired_"))
-        mine = wide[(wide["design"] == design) & (wide["lambda"] == lam)]
         both = mine.merge(pooled, on=keys, how="left").merge(paired, on=["seed", *keys], how="left")
         if n := int(both["paired_reference"].isna().sum()):
             logger.warning(f"recovery: {_label(design, lam)}: {n} run metric(s) without a lambda = 0 run of the same "
