@@ -47,7 +47,7 @@ def baseline_of(df: pd.DataFrame, design: str) -> pd.DataFrame:
 
 
 def _versus_baseline(df: pd.DataFrame) -> Iterator[tuple[str, float, pd.DataFrame, pd.DataFrame]]:
-    """``(design, lambda, baseline rows, the setting's rows)`` of every supervised setting, in :func:`settings` order."""
+    """``(design, lambda, baseline rows, the setting's rows)`` of each supervised setting, in :func:`settings` order."""
     for design, lam in settings(df):
         yield design, lam, baseline_of(df, design), df[(df["design"] == design) & (df["lambda"] == lam)]
 

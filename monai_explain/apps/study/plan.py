@@ -136,9 +136,9 @@ def run_plan(
         named = json.loads(Path(st["settings"]).read_text()) if st.get("settings") else None
         designs = st.get("designs") or (list(named) if named else ["energy"])
         summary = run_sweep(
-            st["bundle"], designs, st["lambdas"], st["seeds"], work / st.get("work", st["name"]), {**st.get("set", {}), **(overrides or {})},
-            st.get("splits"), st.get("n_resamples", 10000), gallery=st.get("gallery", False), settings=named,
-            workers=workers or st.get("workers", 1), command=command,
+            st["bundle"], designs, st["lambdas"], st["seeds"], work / st.get("work", st["name"]),
+            {**st.get("set", {}), **(overrides or {})}, st.get("splits"), st.get("n_resamples", 10000),
+            gallery=st.get("gallery", False), settings=named, workers=workers or st.get("workers", 1), command=command,
         )  # fmt: skip
         _copy_report(summary.parent, results / st["name"])
         logger.info(f"stage {st['name']}: {time.perf_counter() - t0:.0f} s")
