@@ -98,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [d for d in designs if "/" in d and not (named and d in named)]
     if unknown:
         parser.error(f"--designs {unknown}: not a label of --settings {args.settings}")
-    path = run_sweep(args.bundle, designs, args.lambdas, args.seeds, args.out, overrides, args.splits,
-                     args.n_resamples, gallery=not args.no_gallery, settings=named, workers=args.workers, command=command)  # fmt: skip
+    path = run_sweep(
+        args.bundle, designs, args.lambdas, args.seeds, args.out, overrides, args.splits, args.n_resamples,
+        gallery=not args.no_gallery, settings=named, workers=args.workers, command=command,
+    )  # fmt: skip
     print(f"report: {path}")
     return 0
 

@@ -16,7 +16,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -29,8 +29,6 @@ pd, _ = optional_import_extra("pandas", "study")
 
 __all__ = ["baseline_of", "compare_per_image", "compare_seeds", "dominance_counts", "pareto", "settings", "summarize"]
 
-#: metrics where lower is better (a faithful map loses the class evidence fast when its pixels are deleted).
-LOWER_IS_BETTER = ("deletion_auc",)
 _FAMILY = ["test", "split", "class", "metric"]
 
 
@@ -46,6 +44,12 @@ def baseline_of(df: pd.DataFrame, design: str) -> pd.DataFrame:
         return base[base["design"] == design]
     first = base[["design", "seed"]].drop_duplicates().sort_values(["design", "seed"]).drop_duplicates("seed")
     return base.merge(first, on=["design", "seed"])
+
+
+def _versus_baseline(df: pd.DataFrame) -> Iterator[tuple[str, float, pd.DataFrame, pd.DataFrame]]:
+    """``(design, lambda, baseline rows, the setting's rows)`` of each supervised setting, in :func:`settings` order."""
+    for design, lam in settings(df):
+        yield design, lam, baseline_of(df, design), df[(df["design"] == design) & (df["lambda"] == lam)]
 
 
 def _label(design: str, lam: float) -> str:
@@ -92,8 +96,7 @@ def compare_per_image(
         metrics = ["correct", "probability"] + [m for m in metric_columns(df) if m != "chance_level"]
     keys = ["split", "class", "id"]
     rows = []
-    for design, lam in settings(df):
-        base, mine = baseline_of(df, design), df[(df["design"] == design) & (df["lambda"] == lam)]
+    for design, lam, base, mine in _versus_baseline(df):
         context = {"setting": _label(design, lam), "design": design, "lambda": lam,
                    "baseline": "; ".join(sorted({_label(d, 0) for d in base["design"]}))}  # fmt: skip
         b_mean, s_mean = base.groupby(keys)[list(metrics)].mean(), mine.groupby(keys)[list(metrics)].mean()
@@ -133,9 +136,7 @@ def compare_seeds(
     setting against its baseline, per split and class; Holm-adjusted per family."""
     metrics = metrics[metrics["metric"].isin(names)]
     rows = []
-    for design, lam in settings(metrics):
-        base = baseline_of(metrics, design)
-        mine = metrics[(metrics["design"] == design) & (metrics["lambda"] == lam)]
+    for design, lam, base, mine in _versus_baseline(metrics):
         for (split, cls, m), g in mine.groupby(["split", "class", "metric"]):
             b = base[(base["split"] == split) & (base["class"] == cls) & (base["metric"] == m)]
             res = seed_test(b["value"], g["value"], method, b["seed"].tolist(), g["seed"].tolist(), confidence)

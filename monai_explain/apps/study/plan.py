@@ -82,10 +82,7 @@ def load_plan(path: str | os.PathLike) -> dict[str, Any]:
 def _copy_report(report: Path, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for f in sorted(report.iterdir()):
-        if f.is_file() and f.name not in _NOT_COPIED:
-            shutil.copy2(f, dest / f.name)
+    shutil.copytree(report, dest, ignore=shutil.ignore_patterns(*_NOT_COPIED))
 
 
 def _provenance_of(summary_md: Path) -> str:
@@ -139,9 +136,9 @@ def run_plan(
         named = json.loads(Path(st["settings"]).read_text()) if st.get("settings") else None
         designs = st.get("designs") or (list(named) if named else ["energy"])
         summary = run_sweep(
-            st["bundle"], designs, st["lambdas"], st["seeds"], work / st.get("work", st["name"]), {**st.get("set", {}), **(overrides or {})},
-            st.get("splits"), st.get("n_resamples", 10000), gallery=st.get("gallery", False), settings=named,
-            workers=workers or st.get("workers", 1), command=command,
+            st["bundle"], designs, st["lambdas"], st["seeds"], work / st.get("work", st["name"]),
+            {**st.get("set", {}), **(overrides or {})}, st.get("splits"), st.get("n_resamples", 10000),
+            gallery=st.get("gallery", False), settings=named, workers=workers or st.get("workers", 1), command=command,
         )  # fmt: skip
         _copy_report(summary.parent, results / st["name"])
         logger.info(f"stage {st['name']}: {time.perf_counter() - t0:.0f} s")

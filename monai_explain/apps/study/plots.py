@@ -3,7 +3,6 @@ accuracy-vs-alignment Pareto front, a forest plot of paired differences, and a s
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,8 +17,6 @@ pd, _ = optional_import_extra("pandas", "study")
 
 __all__ = ["plot_paired_differences", "plot_pareto", "plot_saliency_gallery", "plot_tradeoff"]
 
-logger = logging.getLogger(__name__)
-
 
 def _pyplot():
     matplotlib, _ = optional_import_extra("matplotlib", "study")
@@ -29,8 +26,15 @@ def _pyplot():
     return plt
 
 
+def _check(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    if df.empty:
+        raise ValueError(f"{what}: no rows to plot.")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"{what}: the table lacks the column(s) {missing}.")
+
+
 def _save(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
-    plt = _pyplot()
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,16 +42,17 @@ def _save(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
     except OSError as e:
         raise OSError(f"could not write the figure {path}: {e}") from e
     finally:
-        plt.close(fig)
+        _pyplot().close(fig)
     return path
 
 
-def _check(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    if df.empty:
-        raise ValueError(f"{what}: no rows to plot.")
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise KeyError(f"{what}: the table lacks the column(s) {missing}.")
+def _save_axes(fig: Any, ax: Any, path: str | os.PathLike, **labels: str) -> Path:
+    """Axis labels, grid and legend of a one-panel figure, then :func:`_save`."""
+    ax.set(**labels)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def plot_tradeoff(summary: pd.DataFrame, path: str | os.PathLike, ylabel: str = "", title: str = "") -> Path:
@@ -65,8 +70,7 @@ def plot_tradeoff(summary: pd.DataFrame, path: str | os.PathLike, ylabel: str = 
         ValueError: no rows. KeyError: a missing column.
     """
     _check(summary, ("design", "lambda", "mean", "ci_low", "ci_high"), "plot_tradeoff")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    fig, ax = _pyplot().subplots(figsize=(6.0, 4.0))
     for design, g in summary[summary["lambda"] > 0].sort_values("lambda").groupby("design"):
         err = np.nan_to_num(np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]), nan=0.0)
         ax.errorbar(g["lambda"], g["mean"], yerr=err, marker="o", ms=4, capsize=3, label=design)
@@ -79,11 +83,7 @@ def plot_tradeoff(summary: pd.DataFrame, path: str | os.PathLike, ylabel: str = 
     if any(v > 0 for v in lambdas):
         ax.set_xscale("symlog", linthresh=min(v for v in lambdas if v > 0), linscale=0.5)
     ax.set_xticks(lambdas, [f"{v:g}" for v in lambdas], fontsize=8)
-    ax.set(xlabel="lambda (symlog)", ylabel=ylabel, title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _save_axes(fig, ax, path, xlabel="lambda (symlog)", ylabel=ylabel, title=title)
 
 
 def plot_pareto(front: pd.DataFrame, path: str | os.PathLike, xlabel: str = "x", ylabel: str = "y") -> Path:
@@ -97,8 +97,7 @@ def plot_pareto(front: pd.DataFrame, path: str | os.PathLike, xlabel: str = "x",
         ValueError: no rows. KeyError: a missing column.
     """
     _check(front, ("design", "lambda", "x", "y", "on_front"), "plot_pareto")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(5.5, 4.5))
     for design, g in front.groupby("design"):
         ax.scatter(g["x"], g["y"], s=30, label=design, zorder=3)
     for _, r in front.dropna(subset=["x", "y"]).iterrows():
@@ -107,11 +106,7 @@ def plot_pareto(front: pd.DataFrame, path: str | os.PathLike, xlabel: str = "x",
     if len(on):
         ax.plot(on["x"], on["y"], "k-", lw=1.0, alpha=0.6, zorder=2)
         ax.scatter(on["x"], on["y"], s=110, facecolors="none", edgecolors="k", lw=1.0, label="Pareto front", zorder=4)
-    ax.set(xlabel=xlabel, ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _save_axes(fig, ax, path, xlabel=xlabel, ylabel=ylabel)
 
 
 def plot_paired_differences(stats: pd.DataFrame, path: str | os.PathLike, alpha: float = 0.05) -> Path:
@@ -131,11 +126,10 @@ def plot_paired_differences(stats: pd.DataFrame, path: str | os.PathLike, alpha:
         stats = stats[stats["test"] == "wilcoxon"]
     _check(stats, ("setting", "metric", "mean_diff", "ci_low", "ci_high", "p_holm"), "plot_paired_differences")
     metrics, settings = list(dict.fromkeys(stats["metric"])), list(dict.fromkeys(stats["setting"]))
-    plt = _pyplot()
     ncols = min(3, len(metrics))
     nrows = -(-len(metrics) // ncols)
     size = (3.2 * ncols + 1.5, nrows * (0.35 * len(settings) + 1.4))
-    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, sharey=True)
+    fig, axes = _pyplot().subplots(nrows, ncols, figsize=size, squeeze=False, sharey=True)
     for ax in axes.reshape(-1)[len(metrics) :]:
         ax.axis("off")
     for ax, m in zip(axes.reshape(-1), metrics):
@@ -162,6 +156,14 @@ def _view2d(x: np.ndarray) -> np.ndarray:
     while x.ndim > 2:
         x = x[..., x.shape[-1] // 2]
     return x.T
+
+
+def _like(imgs: np.ndarray, a: Any, what: str) -> np.ndarray:
+    """``a`` as a float array of ``(N, K, *spatial)`` items on the grid of ``imgs``, else ValueError (``what``)."""
+    a = np.asarray(a, dtype=float)
+    if a.ndim != imgs.ndim or a.shape[0] != imgs.shape[0] or a.shape[2:] != imgs.shape[2:]:
+        raise ValueError(f"{what} shape {a.shape}; expected ({imgs.shape[0]}, K, *{tuple(imgs.shape[2:])}).")
+    return a
 
 
 def plot_saliency_gallery(
@@ -200,18 +202,9 @@ def plot_saliency_gallery(
         raise ValueError(f"images must be (N, C, H, W[, D]) with N >= 1, got shape {imgs.shape}.")
     if len(saliency) == 0:
         raise ValueError("plot_saliency_gallery needs at least one setting.")
-    n, spatial = imgs.shape[0], imgs.shape[2:]
-    maps = {}
-    for name, s in saliency.items():
-        a = np.asarray(s, dtype=float)
-        if a.ndim != imgs.ndim or a.shape[0] != n or a.shape[2:] != spatial:
-            raise ValueError(f"saliency of {name!r} has shape {a.shape}; expected ({n}, K, *{tuple(spatial)}).")
-        maps[str(name)] = a
-    m = None
-    if masks is not None:
-        m = np.asarray(masks, dtype=float)
-        if m.ndim != imgs.ndim or m.shape[0] != n or m.shape[2:] != spatial:
-            raise ValueError(f"masks have shape {m.shape}; expected ({n}, K, *{tuple(spatial)}).")
+    n = imgs.shape[0]
+    maps = {str(name): _like(imgs, s, f"saliency of {name!r} has") for name, s in saliency.items()}
+    m = None if masks is None else _like(imgs, masks, "masks have")
     if image_titles is not None and len(image_titles) != n:
         raise ValueError(f"{len(image_titles)} image titles for {n} images.")
     plt = _pyplot()

@@ -26,7 +26,7 @@ import numpy as np
 
 from monai_explain.utils.extras import optional_import_extra
 
-from .compare import _label, baseline_of, settings
+from .compare import _label, _versus_baseline
 
 pd, _ = optional_import_extra("pandas", "study")
 
@@ -60,17 +60,12 @@ def shortcut_recovery(
     wide = wide.reset_index().rename(columns={reference_split: "setting_reference", shifted_split: "setting_shifted"})
     keys, values = ["class", "metric"], ["setting_reference", "setting_shifted"]
     frames = []
-    for design, lam in settings(wide):
-        base = baseline_of(wide, design)
+    for design, lam, base, mine in _versus_baseline(wide):
         pooled = base.groupby(keys)[values].mean().reset_index()
-        pooled = pooled.rename(
-            columns={"setting_reference": "baseline_reference", "setting_shifted": "baseline_shifted"}
-        )
+        pooled = pooled.rename(columns=lambda c: c.replace("setting_", "baseline_"))
         paired = base[["seed", *keys, *values]].rename(columns=lambda c: c.replace("setting_", "paired_"))
-        mine = wide[(wide["design"] == design) & (wide["lambda"] == lam)]
         both = mine.merge(pooled, on=keys, how="left").merge(paired, on=["seed", *keys], how="left")
-        if both["paired_reference"].isna().any():
-            n = int(both["paired_reference"].isna().sum())
+        if n := int(both["paired_reference"].isna().sum()):
             logger.warning(f"recovery: {_label(design, lam)}: {n} run metric(s) without a lambda = 0 run of the same "
                            "seed (no paired recovery for them).")  # fmt: skip
         frames.append(both.assign(setting=_label(design, lam)))
@@ -118,25 +113,20 @@ def recovery_overview(
     """
     if per_seed.empty:
         return pd.DataFrame()
+    means = summary[summary["split"] == shifted_split].groupby(["setting", "class", "metric"])["mean"].first()
+    tests = ["setting", "class", "metric", "test"]
+    p_holm = {} if stats.empty else stats[stats["split"] == shifted_split].groupby(tests)["p_holm"].first()
     rows = []
     for (setting, cls), g in per_seed.groupby(["setting", "class"], sort=False):
-        row: dict = {"setting": setting, "class": cls}
-        for metric, short in (("balanced_accuracy", "bacc"), ("auc", "auc")):
-            m = g[g["metric"] == metric]
-            row[f"{short}_recovery_mean"] = m["recovery"].mean() if len(m) else np.nan
-            row[f"{short}_recovery_min"] = m["recovery"].min() if len(m) else np.nan
-            if metric == "auc":
-                row["reference_auc_change"] = m["reference_change"].mean() if len(m) else np.nan
-        sel = summary[(summary["setting"] == setting) & (summary["class"] == cls) & (summary["split"] == shifted_split)]
-        means = sel.set_index("metric")["mean"]
-        prec, chance = means.get("saliency_precision", np.nan), means.get("chance_level", np.nan)
-        row["precision_over_chance"] = prec / chance if chance and chance > 0 else np.nan
-        for test, metric, name in (("wilcoxon", "correct", "p_correct_wilcoxon"),
-                                   ("welch_t", "balanced_accuracy", "p_bacc_welch")):  # fmt: skip
-            hit = stats
-            if not stats.empty:
-                keep = (stats["setting"] == setting) & (stats["class"] == cls) & (stats["split"] == shifted_split)
-                hit = stats[keep & (stats["metric"] == metric) & (stats["test"] == test)]
-            row[name] = float(hit["p_holm"].iloc[0]) if len(hit) else np.nan
-        rows.append(row)
+        bacc, auc = g[g["metric"] == "balanced_accuracy"], g[g["metric"] == "auc"]
+        prec, chance = (means.get((setting, cls, m), np.nan) for m in ("saliency_precision", "chance_level"))
+        rows.append({
+            "setting": setting, "class": cls,
+            "bacc_recovery_mean": bacc["recovery"].mean(), "bacc_recovery_min": bacc["recovery"].min(),
+            "auc_recovery_mean": auc["recovery"].mean(), "auc_recovery_min": auc["recovery"].min(),
+            "reference_auc_change": auc["reference_change"].mean(),
+            "precision_over_chance": prec / chance if chance and chance > 0 else np.nan,
+            "p_correct_wilcoxon": float(p_holm.get((setting, cls, "correct", "wilcoxon"), np.nan)),
+            "p_bacc_welch": float(p_holm.get((setting, cls, "balanced_accuracy", "welch_t"), np.nan)),
+        })  # fmt: skip
     return pd.DataFrame(rows)

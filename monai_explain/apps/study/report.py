@@ -107,27 +107,20 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = add_macro(df)
-    df.to_csv(out / "per_image.csv", index=False)
     runs = run_metrics(df)
-    runs.to_csv(out / "runs.csv", index=False)
     summary = summarize(runs, confidence)
-    summary.to_csv(out / "summary.csv", index=False)
     has_base, has_sup = (df["lambda"] == 0).any(), (df["lambda"] > 0).any()
     if not has_base:
         logger.warning("the study has no lambda = 0 run: no tests against the baseline.")
     tests = [compare_per_image(df, None, confidence, n_resamples, seed), compare_seeds(runs, seed_metrics, seed_method,
              confidence)] if has_base and has_sup else []  # fmt: skip
-    stats = (
-        pd.concat([t for t in tests if not t.empty], ignore_index=True)
-        if any(not t.empty for t in tests)
-        else pd.DataFrame()
-    )
-    stats.to_csv(out / "stats.csv", index=False)
-
+    tests = [t for t in tests if not t.empty]
+    stats = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame()
     split = str(df["split"].iloc[0])
     cls = MACRO if (df["class"] == MACRO).any() else str(df["class"].iloc[0])
     front = pareto(summary, (split, cls, pareto_axes[0]), (split, cls, pareto_axes[1]))
-    front.to_csv(out / "pareto.csv", index=False)
+    tables = {"per_image": df, "runs": runs, "summary": summary, "stats": stats, "pareto": front}
+
     if front[["x", "y"]].notna().all(axis=1).any():
         plot_pareto(front, out / "pareto.png", f"{split} {pareto_axes[0]}", f"{split} {pareto_axes[1]}")
     for (sp, c, m), g in summary[summary["metric"].isin(headline_metrics)].groupby(["split", "class", "metric"]):
@@ -148,16 +141,13 @@ def write_report(
     md = [f"# {title}", ""] + ([provenance, ""] if provenance else [])
     md += [intro, "", "## Headline", "", markdown_table(_headline(summary, headline_metrics)), ""]
     if recovery_splits and set(recovery_splits) <= set(df["split"]) and has_base and has_sup:
-        per_seed = shortcut_recovery(runs, *recovery_splits)
-        per_seed.to_csv(out / "recovery.csv", index=False)
-        rec = recovery_summary(per_seed)
-        rec.to_csv(out / "recovery_summary.csv", index=False)
+        ref, shifted = recovery_splits
+        tables["recovery"] = shortcut_recovery(runs, ref, shifted)
+        tables["recovery_summary"] = rec = recovery_summary(tables["recovery"])
         if not rec.empty:
-            ref, shifted = recovery_splits
-            overview = recovery_overview(per_seed, summary, stats, ref, shifted)
-            overview.to_csv(out / "recovery_overview.csv", index=False)
+            tables["recovery_overview"] = recovery_overview(tables["recovery"], summary, stats, ref, shifted)
             md += [f"## Shortcut recovery ({shifted} vs {ref}; share of the lambda = 0 cost won back, per seed)", ""]
-            md += [markdown_table(overview), ""]
+            md += [markdown_table(tables["recovery_overview"]), ""]
             md += ["Recovery per metric (pooled lambda = 0 baseline; `paired`: against the same seed's baseline):", ""]
             md += [markdown_table(rec.drop(columns=["design", "lambda"])), ""]
     md += [f"## Pareto front ({split} {cls}: {pareto_axes[0]} vs {pareto_axes[1]})", ""]
@@ -168,6 +158,8 @@ def write_report(
                 "n_baseline", "n_setting"]  # fmt: skip
         md += ["", f"## Tests vs lambda = 0 (difference = setting - baseline; {level} CIs; Holm per family)", ""]
         md += [markdown_table(stats.reindex(columns=cols).dropna(axis=1, how="all"))]
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
     path = out / "summary.md"
     path.write_text("\n".join(md) + "\n")
     logger.info(f"report written to {out}")

@@ -13,12 +13,17 @@ A "design" of the study is either a loss design name (set as the contract's ``de
 setting: a set of config overrides given in ``settings`` (``--settings FILE.json`` on the command line), e.g.
 ``{"gradcam/energy": {"saliency": "gradcam", "saliency_kwargs": {"target_layer": "features.transition2"},
 "loss_design": "energy"}}``; the label is what the report calls the design.
+
+The report's saliency gallery (``gallery.png``) loads two runs' checkpoints through the same contract (ids of the
+evaluation dataset, the network and the saliency method); the maps explain the classes chosen by the one target
+policy (:func:`monai_explain.saliency.saliency_target`, ``"label"``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing as mp
 import os
 import shlex
 import subprocess
@@ -28,24 +33,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.networks.utils import eval_mode
 
 from monai_explain.handlers.per_image_results import PER_IMAGE_FILE
+from monai_explain.saliency.targets import saliency_target
 
-from .gallery import saliency_gallery
+from .plots import plot_saliency_gallery
 from .report import write_report
-from .table import read_per_image
+from .table import RUN, read_per_image
 
-__all__ = [
-    "BASELINE_DESIGN",
-    "BUNDLE_CONTRACT",
-    "Progress",
-    "bundle_contract",
-    "provenance",
-    "run_setting",
-    "run_sweep",
-    "sweep_settings",
-]
+__all__ = ["BASELINE_DESIGN", "BUNDLE_CONTRACT", "Progress", "bundle_contract", "provenance", "run_setting",
+           "run_sweep", "saliency_gallery", "sweep_settings"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,14 @@ class Progress:
         return f"[{self.done}/{self.total}] {name}: {took}; {left} left, {eta if left else 'done'}"
 
 
+def _workflow(config_file: str | list[str], workflow_type: str | None, **overrides: Any) -> None:
+    """Run one MONAI bundle workflow (initialize, run, finalize) with config overrides."""
+    workflow = ConfigWorkflow(config_file=config_file, workflow_type=workflow_type, **overrides)
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+
+
 def prepare_data(bundle: Path, base: Mapping[str, Any], contract: Mapping[str, Any]) -> dict[str, Any]:
     """Run the bundle's data preparation config (contract ``"prepare_config"``, if any) with the overrides it knows;
     return the overrides for training, without those only the preparation defines (e.g. ``synthetic#n_train``)."""
@@ -129,15 +137,13 @@ def prepare_data(bundle: Path, base: Mapping[str, Any], contract: Mapping[str, A
     configs = bundle / "configs"
     prep_ids = set(ConfigParser.load_config_file(configs / name))
     only_prep = prep_ids - set(ConfigParser.load_config_file(configs / contract["train_config"]))
-    prep = ConfigWorkflow(
-        config_file=str(configs / name),
-        workflow_type=None,
-        **{k: v for k, v in base.items() if k.split("#")[0] in prep_ids},
-    )
-    prep.initialize()
-    prep.run()
-    prep.finalize()
+    _workflow(str(configs / name), None, **{k: v for k, v in base.items() if k.split("#")[0] in prep_ids})
     return {k: v for k, v in base.items() if k.split("#")[0] not in only_prep}
+
+
+def _done(out: Path, setting: SweepSetting) -> bool:
+    """Whether the run has finished (in this or an earlier invocation): its record exists."""
+    return (out / "runs" / setting.name / "run.json").is_file()
 
 
 def _overrides(
@@ -177,28 +183,61 @@ def run_setting(
     start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides = _overrides(setting, out, base, contract, named, tracking_db)
-    train = ConfigWorkflow(config_file=str(configs / contract["train_config"]), workflow_type="train", resume=True,
-                           **overrides)  # fmt: skip
-    train.initialize()
-    train.run()
-    train.finalize()
+    _workflow(str(configs / contract["train_config"]), "train", resume=True, **overrides)
     tables = []
     for split in contract["splits"]:
         eval_dir = run_dir / split
-        ev = ConfigWorkflow(
-            config_file=[str(configs / contract["train_config"]), str(configs / contract["evaluate_config"])],
-            workflow_type=None,
-            **{**overrides, ids["split"]: split, ids["eval_dir"]: str(eval_dir)},
-        )
-        ev.initialize()
-        ev.run()
-        ev.finalize()
+        _workflow([str(configs / contract["train_config"]), str(configs / contract["evaluate_config"])], None,
+                  **{**overrides, ids["split"]: split, ids["eval_dir"]: str(eval_dir)})  # fmt: skip
         tables.append(str(eval_dir / contract["per_image_file"]))
     record = {**setting, "name": setting.name, "per_image": tables, "seconds": round(time.perf_counter() - start, 1)}
     tmp = record_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, record_path)  # a record is either complete or absent
     return record
+
+
+def _train(
+    runs: list[SweepSetting], bundle: Path, out: Path, base: Mapping, contract: Mapping, named: Mapping | None,
+    tracking_db: str = "mlruns.db", prefix: str = "",
+) -> list[dict[str, Any]]:  # fmt: skip
+    """:func:`run_setting` for each run in turn, with a progress line (logged and printed) after each."""
+    progress, records = Progress(len(runs)), []
+    for s in runs:
+        done_before, t0 = _done(out, s), time.perf_counter()
+        records.append(run_setting(bundle, s, out, base, contract, named, tracking_db))
+        line = prefix + progress.update(s.name, None if done_before else time.perf_counter() - t0)
+        logger.info(line)
+        print(line, flush=True)
+    return records
+
+
+def _worker(k: int, threads: int, *args: Any) -> None:
+    torch.set_num_threads(threads)
+    _train(*args, tracking_db=f"mlruns_{k}.db", prefix=f"worker {k}: ")
+
+
+def _run_in_workers(
+    workers: int, runs: list[SweepSetting], bundle: Path, out: Path, base: Mapping, contract: Mapping,
+    named: Mapping | None,
+) -> None:  # fmt: skip
+    """Train the unfinished runs in ``workers`` processes (dealt round-robin); raises when a worker fails, naming its
+    runs."""
+    runs = [s for s in runs if not _done(out, s)]
+    ctx, threads = mp.get_context("spawn"), max(1, (os.cpu_count() or 1) // workers)
+    procs = []
+    for k in range(workers):
+        if mine := runs[k::workers]:
+            p = ctx.Process(target=_worker, args=(k, threads, mine, bundle, out, base, contract, named), daemon=False)
+            p.start()
+            procs.append((p, mine))
+    failed = []
+    for p, mine in procs:
+        p.join()
+        if p.exitcode != 0:
+            failed += [s.name for s in mine if not _done(out, s)]
+    if failed:
+        raise RuntimeError(f"sweep workers failed; runs not finished: {failed} (rerun the same command to resume).")
 
 
 def provenance(bundle: Path, records: Sequence[Mapping[str, Any]], wall_s: float, command: str | None = None) -> str:
@@ -261,18 +300,10 @@ def run_sweep(
         contract["splits"] = list(splits)
     base = prepare_data(bundle, {"bundle_root": str(bundle), **(overrides or {})}, contract)
     runs = sweep_settings(designs, lambdas, seeds)
-    progress = Progress(len(runs))
     logger.info(f"sweep: {len(runs)} runs x splits {contract['splits']} into {out}")
     if int(workers) > 1:
-        _run_in_workers(int(workers), bundle, runs, out, base, contract, settings)
-    records = []
-    for s in runs:
-        done_before = (out / "runs" / s.name / "run.json").is_file()
-        t0 = time.perf_counter()
-        records.append(run_setting(bundle, s, out, base, contract, settings))
-        line = progress.update(s.name, None if done_before else time.perf_counter() - t0)
-        logger.info(line)
-        print(line, flush=True)
+        _run_in_workers(int(workers), runs, bundle, out, base, contract, settings)
+    records = _train(runs, bundle, out, base, contract, settings)
     df = read_per_image({(r["design"], r["lambda"], r["seed"]): r["per_image"] for r in records})
     path = write_report(
         df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}",
@@ -280,78 +311,61 @@ def run_sweep(
         provenance=provenance(bundle, records, time.perf_counter() - wall_start, command),
     )  # fmt: skip
     if gallery:
-        _gallery(bundle, out, base, contract, df, runs, settings)
+        saliency_gallery(bundle, out, base, contract, df, runs, settings)
     return path
 
 
-def _worker(
-    k: int, threads: int, bundle: Path, runs: list[SweepSetting], out: Path, base: Mapping, contract: Mapping,
-    named: Mapping | None,
-) -> None:  # fmt: skip
-    import torch
-
-    torch.set_num_threads(threads)
-    progress = Progress(len(runs))
-    for s in runs:
-        done_before = (out / "runs" / s.name / "run.json").is_file()
-        t0 = time.perf_counter()
-        run_setting(bundle, s, out, base, contract, named, tracking_db=f"mlruns_{k}.db")
-        line = f"worker {k}: " + progress.update(s.name, None if done_before else time.perf_counter() - t0)
-        logger.info(line)
-        print(line, flush=True)
-
-
-def _run_in_workers(
-    workers: int, bundle: Path, runs: list[SweepSetting], out: Path, base: Mapping, contract: Mapping,
-    named: Mapping | None,
-) -> None:  # fmt: skip
-    """Train the unfinished runs in ``workers`` processes (dealt round-robin); raises when a worker fails, naming its
-    runs."""
-    import multiprocessing as mp
-
-    runs = [s for s in runs if not (out / "runs" / s.name / "run.json").is_file()]
-    ctx = mp.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    procs = []
-    for k in range(workers):
-        mine = runs[k::workers]
-        if mine:
-            p = ctx.Process(target=_worker, args=(k, threads, bundle, mine, out, base, contract, named), daemon=False)
-            p.start()
-            procs.append((p, mine))
-    failed = []
-    for p, mine in procs:
-        p.join()
-        if p.exitcode != 0:
-            failed += [s.name for s in mine if not (out / "runs" / s.name / "run.json").is_file()]
-    if failed:
-        raise RuntimeError(f"sweep workers failed; runs not finished: {failed} (rerun the same command to resume).")
-
-
-def _gallery(
+def saliency_gallery(
     bundle: Path,
     out: Path,
-    base: Mapping,
-    contract: Mapping,
+    base: Mapping[str, Any],
+    contract: Mapping[str, Any],
     df: Any,
-    settings: list[SweepSetting],
+    runs: Sequence[SweepSetting],
     named: Mapping[str, Mapping[str, Any]] | None = None,
-) -> None:
-    """``report/gallery.png``: the first seed's lambda = 0 run and the run with the best mean saliency precision."""
-    split = contract["splits"][0]
-    chosen = [s for s in settings if s["lambda"] == 0][:1]
+    n_images: int = 6,
+) -> Path | None:
+    """``<out>/report/gallery.png``: the maps of the first lambda = 0 run and of the run with the best mean saliency
+    precision on the first split, on its first ``n_images`` annotated images.
+
+    Returns:
+        The path written, or None when there is no run to show or the split has no annotated image (logged).
+    """
+    ids, split = contract["ids"], contract["splits"][0]
+    chosen = [s for s in runs if s["lambda"] == 0][:1]
     if "saliency_precision" in df.columns:
-        sup = df[(df["lambda"] > 0) & (df["split"] == split)].groupby(["design", "lambda", "seed"])[
-            "saliency_precision"
-        ]
+        sup = df[(df["lambda"] > 0) & (df["split"] == split)].groupby(RUN)["saliency_precision"]
         if sup.ngroups:
-            d, lam, seed = sup.mean().idxmax()
-            chosen += [s for s in settings if (s["design"], s["lambda"], s["seed"]) == (d, lam, seed)]
+            chosen += [s for s in runs if (s["design"], s["lambda"], s["seed"]) == sup.mean().idxmax()]
     if not chosen:
-        return
-    configs = [bundle / "configs" / contract["train_config"], bundle / "configs" / contract["evaluate_config"]]
-    runs = {
-        f"{s['design']} lambda={s['lambda']:g} seed {s['seed']}": _overrides(s, out, base, contract, named)
-        for s in chosen
-    }
-    saliency_gallery(configs, runs, contract, split, out / "report" / "gallery.png")
+        return None
+
+    def parser(s: SweepSetting) -> ConfigParser:
+        p = ConfigParser()
+        p.read_config([str(bundle / "configs" / contract[c]) for c in ("train_config", "evaluate_config")])
+        p.update({**_overrides(s, out, base, contract, named), ids["split"]: split})
+        return p
+
+    dataset = parser(chosen[0]).get_parsed_content(ids["dataset"])
+    items = [it for it in (dataset[i] for i in range(len(dataset))) if float(torch.as_tensor(it["mask"]).max()) > 0]
+    items = items[:n_images]
+    if not items:
+        logger.warning(f"no annotated image in split {split!r}: no saliency gallery.")
+        return None
+    images = torch.stack([torch.as_tensor(it["image"]) for it in items]).float()
+    labels = torch.stack([torch.as_tensor(it["label"]).reshape(-1) for it in items]).float()
+    maps = {}
+    for s in chosen:
+        p = parser(s)
+        net = p.get_parsed_content(ids["network"]).cpu()
+        state = torch.load(out / "runs" / s.name / "models" / "model.pt", map_location="cpu", weights_only=True)
+        net.load_state_dict(state.get("model", state))  # a bare state dict, or {"model": ..., "threshold": ...}
+        method = p.get_parsed_content(ids["saliency_method"])
+        with eval_mode(net), torch.no_grad():
+            target = saliency_target(labels.squeeze(1) if labels.shape[1] == 1 else labels, net(images))
+        with eval_mode(net), torch.enable_grad():
+            maps[f"{s['design']} lambda={s['lambda']:g} seed {s['seed']}"] = method(images, target)[0].detach().numpy()
+    masks = torch.stack([torch.as_tensor(it["mask"]) for it in items]).numpy()
+    titles = [str(it.get("id", i))[:8] for i, it in enumerate(items)]
+    path = out / "report" / "gallery.png"
+    return plot_saliency_gallery(images.numpy(), maps, path, masks=masks, image_titles=titles)

@@ -11,7 +11,6 @@ class, metric, value``.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 
@@ -24,8 +23,6 @@ pd, _ = optional_import_extra("pandas", "study")
 sps, _ = optional_import_extra("scipy.stats", "study")
 
 __all__ = ["MACRO", "RUN", "add_macro", "metric_columns", "read_per_image", "run_metrics", "validate_per_image"]
-
-logger = logging.getLogger(__name__)
 
 #: the columns naming a run.
 RUN: list[str] = ["design", "lambda", "seed"]

@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from monai_explain.apps.study import plan as plan_module
+from monai_explain.apps.study import validate_per_image, write_report
 from monai_explain.apps.study.__main__ import main
 from monai_explain.apps.study.plan import HEADLINE_FILE, load_plan
 
 BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "cxr_expl"
 SETTINGS = BUNDLE / "study" / "mechanism_settings.json"
+FIXTURE = Path(__file__).parent / "data" / "per_image_fixture.csv"
 
 
 def _write(path: Path, plan: dict) -> Path:
@@ -40,6 +45,47 @@ def test_plan_paths_are_relative_to_the_plan_file(tmp_path):
         {"name": "a", "bundle": "../b", "settings": "s.json", "lambdas": [0], "seeds": [0]}]}))  # fmt: skip
     assert plan["stages"][0]["bundle"] == str((tmp_path / "../b").resolve())
     assert plan["stages"][0]["settings"] == str(tmp_path / "s.json")
+
+
+def test_plan_gathers_stage_reports_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """The plan without training (each sweep replaced by a copy of a fixed report): what every stage's sweep is
+    given, the stage folders, RESULTS.md and the headline block."""
+    df = validate_per_image(pd.read_csv(FIXTURE, dtype={"id": str, "class": str}))
+    fixed = tmp_path / "fixed"
+    write_report(df, fixed, n_resamples=100, recovery_splits=("test", "test_shifted"), provenance="Commit `abc`.")
+    calls = []
+
+    def fake_sweep(*args, **kwargs):
+        names = ["bundle", "designs", "lambdas", "seeds", "out", "overrides", "splits", "n_resamples"]
+        calls.append({**dict(zip(names, args)), **kwargs})
+        shutil.copytree(fixed, Path(args[4]) / "report", dirs_exist_ok=True)
+        return Path(args[4]) / "report" / "summary.md"
+
+    monkeypatch.setattr(plan_module, "run_sweep", fake_sweep)
+    (tmp_path / "s.json").write_text(json.dumps({"cam/x": {"k": 1}}))
+    stage = {"bundle": ".", "lambdas": [0, 1], "seeds": [0]}
+    plan = _write(tmp_path / "plan.json", {"title": "T", "headline": "b", "stages": [
+        {**stage, "name": "a", "settings": "s.json", "set": {"k": 1}},
+        {**stage, "name": "b", "designs": ["x"], "work": "a", "workers": 2, "n_resamples": 5, "splits": ["test"]},
+        {**stage, "name": "c"}]})  # fmt: skip
+    results, work = tmp_path / "results", (tmp_path / "work").resolve()
+    args = ["plan", str(plan), "--work", str(work), "--results", str(results), "--only", "a", "b", "--set", "o=2",
+            "p=text"]  # fmt: skip
+    assert main(args) == 0
+    assert "results:" in capsys.readouterr().out
+    a, b = calls
+    assert a["designs"] == ["cam/x"] and a["settings"] == {"cam/x": {"k": 1}} and b["designs"] == ["x"]
+    assert a["overrides"] == {"k": 1, "o": 2, "p": "text"} and b["overrides"] == {"o": 2, "p": "text"}
+    assert a["out"] == b["out"] == work / "a" and (a["workers"], b["workers"]) == (1, 2)
+    assert (a["n_resamples"], a["splits"], a["gallery"]) == (10000, None, False) and b["n_resamples"] == 5
+    copied = sorted(f.name for f in (results / "a").iterdir())
+    assert copied == sorted(f.name for f in fixed.iterdir() if f.name != "per_image.csv")
+    headline = (results / HEADLINE_FILE).read_text()
+    assert headline.startswith("## Shortcut recovery (test_shifted vs test")
+    assert headline.endswith("\n\nCommit `abc`.\n")
+    index = (results / "RESULTS.md").read_text()
+    assert index.startswith("# T\n") and "## [c](c/summary.md)\n\nNot run yet." in index
+    assert "## [a](a/summary.md)\n\n### Shortcut recovery" in index and not (results / "c").exists()
 
 
 @pytest.mark.slow
