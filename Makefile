@@ -41,6 +41,8 @@ study: install
 		--out bundles/cxr_expl/study/results/routing.md
 	$(PY) bundles/cxr_expl/study/validation_curves.py --work reports/study \
 		--out bundles/cxr_expl/study/results/validation_curves.md
+	$(PY) bundles/cxr_expl/study/robustness_table.py --results bundles/cxr_expl/study/results \
+		--out bundles/cxr_expl/study/results/robustness.md
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from monai_explain.apps.study.plan import HEADLINE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,3 +34,32 @@ def test_results_index_lists_every_stage_of_the_plan():
         assert f"## [{stage['name']}]({stage['name']}/summary.md)" in index
         assert (RESULTS / stage["name"] / "summary.md").is_file(), stage["name"]
     assert "Not run yet." not in index
+
+
+def _robustness_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("robustness_table", RESULTS.parent / "robustness_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_robustness_table_is_written_from_the_stage_files():
+    """``results/robustness.md`` is what the script makes of the committed stage files today (no hand edits), and
+    the bundle docs quote it verbatim."""
+    script = _robustness_script()
+    table = script.robustness_table(RESULTS)
+    assert set(table["stage"]) == {stage for _, stage in script.VARIANTS}
+    text = script.to_markdown(table)
+    assert (RESULTS / "robustness.md").read_text() == text
+    docs = (ROOT / "bundles" / "cxr_expl" / "docs" / "README.md").read_text()
+    start, end = "<!-- study:robustness:start -->", "<!-- study:robustness:end -->"
+    match = re.search(re.escape(start) + r"\n(.*?)" + re.escape(end), docs, flags=re.DOTALL)
+    assert match, f"bundles/cxr_expl/docs/README.md has no {start} ... {end} block"
+    assert match.group(1) == text[text.index("| variant") :]
+
+
+def test_robustness_script_names_missing_stages(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"robustness_ruler.*make study"):
+        _robustness_script().robustness_table(tmp_path)

@@ -42,17 +42,19 @@ def stage_rows(variant: str, stage_dir: Path) -> pd.DataFrame:
                                  aggfunc={"recovery": ["mean", "min"], "shortcut_cost": "first",
                                           "reference_change": "mean", "seed": "count"})  # fmt: skip
     per_metric.columns = ["_".join(str(p) for p in c) for c in per_metric.columns]
-    out = pd.DataFrame({
-        "variant": variant,
-        "stage": stage_dir.name,
-        "seeds": per_metric["seed_count_balanced_accuracy"].astype(int),
-        "lambda0_bacc_cost": per_metric["shortcut_cost_first_balanced_accuracy"],
-        "bacc_recovery_mean": per_metric["recovery_mean_balanced_accuracy"],
-        "bacc_recovery_min": per_metric["recovery_min_balanced_accuracy"],
-        "auc_recovery_mean": per_metric["recovery_mean_auc"],
-        "auc_recovery_min": per_metric["recovery_min_auc"],
-        "reference_auc_change": per_metric["reference_change_mean_auc"],
-    }).reset_index()
+    out = pd.DataFrame(
+        {
+            "variant": variant,
+            "stage": stage_dir.name,
+            "seeds": per_metric["seed_count_balanced_accuracy"].astype(int),
+            "lambda0_bacc_cost": per_metric["shortcut_cost_first_balanced_accuracy"],
+            "bacc_recovery_mean": per_metric["recovery_mean_balanced_accuracy"],
+            "bacc_recovery_min": per_metric["recovery_min_balanced_accuracy"],
+            "auc_recovery_mean": per_metric["recovery_mean_auc"],
+            "auc_recovery_min": per_metric["recovery_min_auc"],
+            "reference_auc_change": per_metric["reference_change_mean_auc"],
+        }
+    ).reset_index()
     conf = summary[(summary["split"] == SHIFTED) & (summary["metric"] == "confounder_change")]
     conf_by_setting = conf.set_index(["setting", "class"])["mean"]
     baseline = conf[conf["lambda"] == 0].set_index("class")["mean"]
@@ -83,20 +85,24 @@ def to_markdown(table: pd.DataFrame) -> str:
     for row in shown.itertuples(index=False):
         cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join([
-        "# Robustness of the shortcut recovery across variants of the synthetic set",
-        "",
-        "One row per supervised setting and variant (a stage of `plan.json`): `lambda0_bacc_cost` is the balanced "
-        "accuracy the lambda = 0 models lose on `test_shifted` against `test` (pooled over their seeds); recovery is "
-        "the share of that cost won back (mean and worst seed), for balanced accuracy and AUC; "
-        "`reference_auc_change` is the in-distribution AUC change; `confounder_change` is the mean absolute change of "
-        "the predicted probability on `test_shifted` when the marker box is filled (lambda = 0 and the setting). "
-        "Written by `bundles/cxr_expl/study/robustness_table.py` (`make study`) from each stage's `recovery.csv` and "
-        "`summary.csv`.",
-        "",
-        *lines,
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Robustness of the shortcut recovery across variants of the synthetic set",
+            "",
+            (
+                "One row per supervised setting and variant (a stage of `plan.json`): `lambda0_bacc_cost` is the balanced "
+                "accuracy the lambda = 0 models lose on `test_shifted` against `test` (pooled over their seeds); recovery is "
+                "the share of that cost won back (mean and worst seed), for balanced accuracy and AUC; "
+                "`reference_auc_change` is the in-distribution AUC change; `confounder_change` is the mean absolute change of "
+                "the predicted probability on `test_shifted` when the marker box is filled (lambda = 0 and the setting). "
+                "Written by `bundles/cxr_expl/study/robustness_table.py` (`make study`) from each stage's `recovery.csv` and "
+                "`summary.csv`."
+            ),
+            "",
+            *lines,
+            "",
+        ]
+    )
 
 
 def main() -> None:

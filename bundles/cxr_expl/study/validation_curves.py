@@ -1,8 +1,10 @@
 """Validation curves of the study's full-size runs, read from their MLflow databases: does accuracy collapse?
 
-For every run of the given stages (default: the default recipe and its lambda = 0 baseline at full size), the
-validation accuracy at the epoch's chosen threshold (Youden's J on the validation split), the validation AUC and
-the threshold, per epoch (the full-size stages share one work folder, ``full_cam_energy``); then per run the lowest accuracy from epoch 3 on and the largest drop between two
+For every run of the given stages (default: the default recipe, dice at lambda 10 with the lambda warmed up over 4
+epochs; its variant with a 1-epoch warm-up, stage ``full_cam_dice_warmup1``; the earlier default, energy at lambda 3;
+and the lambda = 0 baseline, all at full size; the full-size stages share the work folder ``full_cam_energy``), the
+validation accuracy at the epoch's chosen threshold (Youden's J on the validation split), the validation AUC and the
+threshold, per epoch; then per run the lowest accuracy from epoch 3 on and the largest drop between two
 consecutive epochs. Written by ``make study`` after the plan::
 
     python bundles/cxr_expl/study/validation_curves.py --work reports/study \
@@ -41,13 +43,17 @@ def read_curves(stage_dir: Path, prefixes: tuple[str, ...]) -> dict[str, dict[st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="reports/study")
-    ap.add_argument("--stages", nargs="+", default=["full_cam_energy"])
+    ap.add_argument("--stages", nargs="+", default=["full_cam_energy", "full_cam_dice_warmup1=cam/dice_lambda10_"],
+                    help="stage folders; STAGE=PREFIX,PREFIX limits a stage to those run name prefixes")  # fmt: skip
     ap.add_argument("--runs", nargs="+", default=["none_lambda0_", "cam/dice_lambda10_", "cam/energy_lambda3_"],
                     help="run name prefixes")  # fmt: skip
     ap.add_argument("--out", default="bundles/cxr_expl/study/results/validation_curves.md")
     args = ap.parse_args()
     lines = [
-        "# Validation curves of the full-size runs (default recipe, the earlier default and lambda = 0)",
+        (
+            "# Validation curves of the full-size runs: the default recipe, its 1-epoch warm-up variant, the earlier default "
+            "and lambda = 0"
+        ),
         "",
         (
             "Accuracy at the threshold chosen on the validation split each epoch (Youden's J), from the runs' MLflow "
@@ -57,10 +63,12 @@ def main() -> None:
     ]
     summary = ["| stage | run | epochs | min accuracy (epoch >= 3) | largest drop between epochs | final AUC |",
                "|---|---|---|---|---|---|"]  # fmt: skip
-    for stage in args.stages:
-        curves = read_curves(Path(args.work) / stage, tuple(args.runs))
+    for spec in args.stages:
+        stage, _, only = spec.partition("=")
+        prefixes = tuple(only.split(",")) if only else tuple(args.runs)
+        curves = read_curves(Path(args.work) / stage, prefixes)
         if not curves:
-            raise FileNotFoundError(f"no MLflow runs {args.runs} in {Path(args.work) / stage}; run the study first.")
+            raise FileNotFoundError(f"no MLflow runs {prefixes} in {Path(args.work) / stage}; run the study first.")
         for name in sorted(curves):
             acc, auc, thr = (curves[name].get(m, {}) for m in METRICS)
             epochs = sorted(acc)

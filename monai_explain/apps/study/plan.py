@@ -91,7 +91,7 @@ def _provenance_of(summary_md: Path) -> str:
 
 
 def _headline(report: Path) -> str:
-    """The Markdown block quoted by the README: the recovery summary of the headline stage."""
+    """The recovery summary of a stage's report and its provenance line (headed ``## Shortcut recovery``)."""
     text = (report / "summary.md").read_text()
     start = text.find("## Shortcut recovery")
     if start < 0:
@@ -143,7 +143,8 @@ def run_plan(
         _copy_report(summary.parent, results / st["name"])
         logger.info(f"stage {st['name']}: {time.perf_counter() - t0:.0f} s")
         if st["name"] == plan.get("headline"):
-            (results / HEADLINE_FILE).write_text(_headline(summary.parent))
+            # one heading level down, as in RESULTS.md: the README quotes it inside its study section
+            (results / HEADLINE_FILE).write_text("#" + _headline(summary.parent))
     intro = (
         f"Plan: `{os.path.relpath(plan['path'])}`. Regenerate with `make study`. Every stage's folder holds its report "
         "(summary.md, CSV tables, plots)."

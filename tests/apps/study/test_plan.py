@@ -81,7 +81,7 @@ def test_plan_gathers_stage_reports_from_the_command_line(tmp_path, monkeypatch,
     copied = sorted(f.name for f in (results / "a").iterdir())
     assert copied == sorted(f.name for f in fixed.iterdir() if f.name != "per_image.csv")
     headline = (results / HEADLINE_FILE).read_text()
-    assert headline.startswith("## Shortcut recovery (test_shifted vs test")
+    assert headline.startswith("### Shortcut recovery (test_shifted vs test")
     assert headline.endswith("\n\nCommit `abc`.\n")
     index = (results / "RESULTS.md").read_text()
     assert index.startswith("# T\n") and "## [c](c/summary.md)\n\nNot run yet." in index
@@ -112,7 +112,7 @@ def test_tiny_plan_runs_like_make_study(tmp_path, tiny_dataset, monkeypatch, cap
         assert (stage / name).is_file(), name
     assert not (stage / "per_image.csv").exists()  # the large table stays in the work folder
     headline = (results / HEADLINE_FILE).read_text()
-    assert headline.startswith("## Shortcut recovery (test_shifted vs test")
+    assert headline.startswith("### Shortcut recovery (test_shifted vs test")
     assert "| cam/outside-2s-neg lambda=1 | Nodule/Mass | balanced_accuracy | 2 |" in headline
     assert "Commit `" in headline and "command `python -m monai_explain.apps.study plan" in headline
     index = (results / "RESULTS.md").read_text()
