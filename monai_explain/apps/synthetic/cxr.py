@@ -1,8 +1,8 @@
 """The synthetic "shortcut" chest X-ray data set, written in VinDr-CXR's published format.
 
 Positive images carry one or more subtle lesions inside the lungs (boxed by several simulated
-readers); optionally a second finding (``second_class_name``, e.g. "Consolidation": a larger, fainter, elongated
-opacity), present independently of the first, makes the set multi-label. A spurious marker (a corner laterality tag by default, or an edge ruler or a text tag:
+readers); optionally a second finding (``second_class_name``, e.g. "Consolidation": a larger, elongated,
+patchy opacity), present independently of the first, makes the set multi-label. A spurious marker (a corner laterality tag by default, or an edge ruler or a text tag:
 ``marker_kind``) goes with the positive label in ``train`` / ``val`` / ``test`` but is independent
 of it (or reversed: ``shifted_marker_prob``) in ``test_shifted``. A classifier that learns the marker
 shortcut scores well in distribution and drops on ``test_shifted``; explanation supervision with the
@@ -78,7 +78,7 @@ _SECOND_DEFAULTS = {
     "second_class_id": None,
     "second_prevalence": 0.3,
     "second_lesion_radius": (0.12, 0.18),
-    "second_lesion_contrast": (0.08, 0.14),
+    "second_lesion_contrast": (0.16, 0.26),
 }
 
 logger = logging.getLogger(__name__)
@@ -292,7 +292,7 @@ def generate_shortcut_cxr(
     second_class_id: int | None = None,
     second_prevalence: float = 0.3,
     second_lesion_radius: Sequence[float] = (0.12, 0.18),
-    second_lesion_contrast: Sequence[float] = (0.08, 0.14),
+    second_lesion_contrast: Sequence[float] = (0.16, 0.26),
 ) -> Path:
     """Generate (once) the synthetic shortcut chest X-ray set in VinDr-CXR format and return its folder.
 
@@ -317,9 +317,9 @@ def generate_shortcut_cxr(
     opacity of that class to ``round(second_prevalence * m)`` images of each of the four groups (first label x
     marker) of ``m`` images of a split, at random within the group. So the second finding is present independently
     of the first (images have both, one or none, in exact proportions) and of the marker: the marker goes with the
-    first finding only, and the second class, with no shortcut, is a control. Its opacity is larger, fainter,
-    elongated and irregular (see :func:`~monai_explain.apps.synthetic.draw_chest_xray`'s ``n_opacities``), drawn
-    with a random generator of its own: the first finding's labels, markers, image ids and every image are those
+    first finding only, and the second class, with no shortcut, is a control. Its opacity is larger, elongated,
+    irregular and patchy, its plateau about as bright as a nodule's centre (see ``n_opacities`` of
+    :func:`~monai_explain.apps.synthetic.draw_chest_xray`), drawn with a random generator of its own: the first finding's labels, markers, image ids and every image are those
     of the single-finding set, plus the opacity on the images that have it. The manifest records the ``second_*`` arguments only when a second finding is drawn (sets generated before
     they existed are still recognised); images.csv then has two more columns, ``second_label`` and
     ``n_second_lesions``, and the manifest's counts ``second_positive``, ``both_positive`` and ``second_marker``.

@@ -394,7 +394,7 @@ def test_generates_into_new_empty_or_own_folder(tmp_path):
         {},
         {"marker_kind": "corner", "shifted_marker_prob": 0.5, "marker_prob_positive": 0.95},
         {"second_class_name": None, "second_class_id": None, "second_prevalence": 0.3,
-         "second_lesion_radius": [0.12, 0.18], "second_lesion_contrast": (0.08, 0.14)},
+         "second_lesion_radius": [0.12, 0.18], "second_lesion_contrast": (0.16, 0.26)},
     ],
 )  # fmt: skip
 def test_default_output_is_unchanged(tmp_path, extra):
@@ -537,7 +537,7 @@ def test_second_finding_exact_counts_and_independence(multi_set):
     manifest = json.loads((multi_set / "manifest.json").read_text())
     assert {k: v for k, v in manifest["parameters"].items() if k.startswith("second_")} == {
         "second_class_name": "Consolidation", "second_class_id": 4, "second_prevalence": 0.3,
-        "second_lesion_radius": [0.12, 0.18], "second_lesion_contrast": [0.08, 0.14],
+        "second_lesion_radius": [0.12, 0.18], "second_lesion_contrast": [0.16, 0.26],
     }  # fmt: skip
     images = _rows(multi_set / "images.csv")
     combos = set()
