@@ -1,7 +1,8 @@
 """The synthetic "shortcut" chest X-ray data set, written in VinDr-CXR's published format.
 
 Positive images carry one or more subtle lesions inside the lungs (boxed by several simulated
-readers); a spurious marker (a corner laterality tag by default, or an edge ruler or a text tag:
+readers); optionally a second finding (``second_class_name``, e.g. "Consolidation": a larger, elongated,
+patchy opacity), present independently of the first, makes the set multi-label. A spurious marker (a corner laterality tag by default, or an edge ruler or a text tag:
 ``marker_kind``) goes with the positive label in ``train`` / ``val`` / ``test`` but is independent
 of it (or reversed: ``shifted_marker_prob``) in ``test_shifted``. A classifier that learns the marker
 shortcut scores well in distribution and drops on ``test_shifted``; explanation supervision with the
@@ -15,8 +16,10 @@ Layout written under ``root``::
     train/<image_id>.dicom   one DICOM per image (all splits; VinDr keeps them in one folder)
     train.csv                image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max
     splits.json              {image_id: "train" | "val" | "test" | "test_shifted"}
-    images.csv               per-image truth: split, label, marker, photometric, marker box
-    truth_boxes.csv          tight (un-jittered) lesion and marker boxes
+    images.csv               per-image truth: split, label, marker, photometric, marker box (+ second_label,
+                             n_second_lesions with a second finding)
+    truth_boxes.csv          tight (un-jittered) boxes: object "lesion" (the first finding), "second_lesion" (the
+                             second finding) and "marker"
     confounder_boxes.csv     the marker box of each marked image: image_id,x_min,y_min,x_max,y_max (the data
                              list's "confounder_boxes", see monai_explain.data.confounders)
     manifest.json            generator, version, parameters, counts (written last)
@@ -49,6 +52,7 @@ from monai_explain.apps.synthetic.manifest import (
     write_csv,
     write_manifest,
 )
+from monai_explain.data.adapters.vindr import VINDR_CXR_CLASSES
 
 __all__ = [
     "NO_FINDING",
@@ -69,6 +73,13 @@ SHORTCUT_CXR_SPLITS = ("train", "val", "test", "test_shifted")
 SHORTCUT_CXR_VERSION = "1"
 _KIND = "shortcut_cxr"
 _N_RAD_IDS = 17  # VinDr-CXR readers are R1 .. R17
+# defaults of the second finding's arguments (only recorded in the manifest when a second finding is drawn)
+_SECOND_DEFAULTS = {
+    "second_class_id": None,
+    "second_prevalence": 0.3,
+    "second_lesion_radius": (0.12, 0.18),
+    "second_lesion_contrast": (0.16, 0.26),
+}
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +184,81 @@ def _fmt(v: float) -> str:
     return f"{float(v):.1f}"
 
 
+def _readers_seeing(rng: np.random.Generator, n_readers: int, miss_prob: float, n_lesions: int) -> np.ndarray:
+    """Which readers mark a finding with ``n_lesions`` lesions: each misses it with ``miss_prob``, at least one
+    marks it; all False (and no draw from ``rng``) when ``n_lesions`` is 0."""
+    if not n_lesions:
+        return np.zeros(n_readers, dtype=bool)
+    sees = rng.random(n_readers) >= miss_prob
+    if not sees.any():
+        sees[int(rng.integers(0, n_readers))] = True
+    return sees
+
+
+def _pair(name: str, value: Sequence[float]) -> list[float]:
+    try:
+        pair = [float(v) for v in value]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {value!r}.") from err
+    if len(pair) != 2 or not 0 < pair[0] <= pair[1]:
+        raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {value!r}.")
+    return pair
+
+
+def _second_finding(
+    class_name: str,
+    class_id: int,
+    name: str | None,
+    cid: int | None,
+    prevalence: float,
+    radius: Sequence[float],
+    contrast: Sequence[float],
+) -> dict:
+    """Check the ``second_*`` arguments; return what the manifest records (empty without a second finding)."""
+    given = {"second_class_id": cid, "second_prevalence": prevalence, "second_lesion_radius": radius,
+             "second_lesion_contrast": contrast}  # fmt: skip
+    if name is None:
+        for key, value in given.items():
+            default = _SECOND_DEFAULTS[key]
+            if (list(value) if isinstance(value, (list, tuple)) else value) != (
+                list(default) if isinstance(default, tuple) else default
+            ):
+                raise ValueError(f"{key} is set ({value!r}) but second_class_name is None: name the second finding.")
+        return {}
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"second_class_name must be a non-empty string or None, got {name!r}.")
+    if cid is None:
+        if name not in VINDR_CXR_CLASSES:
+            raise ValueError(
+                f"second_class_id is needed for second_class_name {name!r}, not a VinDr-CXR finding "
+                f"({list(VINDR_CXR_CLASSES)})."
+            )
+        cid = VINDR_CXR_CLASSES.index(name)
+    elif isinstance(cid, bool) or int(cid) != cid:
+        raise ValueError(f"second_class_id must be an int, got {cid!r}.")
+    elif name in VINDR_CXR_CLASSES and int(cid) != VINDR_CXR_CLASSES.index(name):
+        raise ValueError(
+            f"second_class_id {cid} is not VinDr-CXR's id of {name!r} ({VINDR_CXR_CLASSES.index(name)}); "
+            "leave it None to use that id."
+        )
+    cid = int(cid)
+    if name == NO_FINDING or cid == NO_FINDING_CLASS_ID:
+        raise ValueError(f"second_class_name/second_class_id must differ from {NO_FINDING!r}/{NO_FINDING_CLASS_ID}.")
+    if name == class_name or cid == class_id:
+        raise ValueError(
+            f"second_class_name/second_class_id ({name!r}/{cid}) must differ from class_name/class_id "
+            f"({class_name!r}/{class_id})."
+        )
+    _check_fraction("second_prevalence", prevalence)
+    return {
+        "second_class_name": name,
+        "second_class_id": cid,
+        "second_prevalence": prevalence,
+        "second_lesion_radius": _pair("second_lesion_radius", radius),
+        "second_lesion_contrast": _pair("second_lesion_contrast", contrast),
+    }
+
+
 def generate_shortcut_cxr(
     root: str | os.PathLike,
     n_train: int = 400,
@@ -202,6 +288,11 @@ def generate_shortcut_cxr(
     class_name: str = "Nodule/Mass",
     class_id: int = 8,
     overwrite: bool = False,
+    second_class_name: str | None = None,
+    second_class_id: int | None = None,
+    second_prevalence: float = 0.3,
+    second_lesion_radius: Sequence[float] = (0.12, 0.18),
+    second_lesion_contrast: Sequence[float] = (0.16, 0.26),
 ) -> Path:
     """Generate (once) the synthetic shortcut chest X-ray set in VinDr-CXR format and return its folder.
 
@@ -222,12 +313,25 @@ def generate_shortcut_cxr(
     records ``shifted_marker_prob`` (the number, or the pair as a list) and ``marker_kind`` unless it is "corner" (so sets generated
     before these options existed are still recognised).
 
-    ``train.csv`` has one row per box per reader; a reader who saw nothing (every reader of a
-    negative image) writes one "No finding" row (class_id 14, empty coordinates). Coordinates are
+    A second finding (multi-label sets): ``second_class_name`` (e.g. "Consolidation", VinDr class_id 4) adds one
+    opacity of that class to ``round(second_prevalence * m)`` images of each of the four groups (first label x
+    marker) of ``m`` images of a split, at random within the group. So the second finding is present independently
+    of the first (images have both, one or none, in exact proportions) and of the marker: the marker goes with the
+    first finding only, and the second class, with no shortcut, is a control. Its opacity is larger, elongated,
+    irregular and patchy, its plateau about as bright as a nodule's centre (see ``n_opacities`` of
+    :func:`~monai_explain.apps.synthetic.draw_chest_xray`), drawn with a random generator of its own: the first finding's labels, markers, image ids and every image are those
+    of the single-finding set, plus the opacity on the images that have it. The manifest records the ``second_*`` arguments only when a second finding is drawn (sets generated before
+    they existed are still recognised); images.csv then has two more columns, ``second_label`` and
+    ``n_second_lesions``, and the manifest's counts ``second_positive``, ``both_positive`` and ``second_marker``.
+
+    ``train.csv`` has one row per box per reader; a reader who saw nothing (every reader of an image without
+    findings) writes one "No finding" row (class_id 14, empty coordinates). Coordinates are
     whole pixels of the written DICOM, x = column and y = row, boxes half-open in pixel edges
     (``x_max`` = last lesion column + 1). Each of the ``n_readers`` readers (rad_ids drawn from
     R1..R17) sees every lesion, except with probability ``reader_miss_prob`` (at least one reader
-    always marks a positive image); each box is the tight lesion box through :func:`jitter_box`.
+    always marks a positive image), and likewise every second-finding opacity (with its own draw, at least one reader
+    marks it); each box is the tight lesion box through :func:`jitter_box`. A reader's rows list the first finding's
+    boxes, then the second's.
 
     Args:
         root: output folder (created).
@@ -267,6 +371,12 @@ def generate_shortcut_cxr(
         class_name: finding name written in train.csv.
         class_id: finding id written in train.csv (VinDr: "Nodule/Mass" = 8).
         overwrite: regenerate when ``root`` holds a set made with other arguments (else raise).
+        second_class_name: the second finding's name in train.csv, or None (default) for a single finding class.
+        second_class_id: its class_id in train.csv; None = its VinDr-CXR id (e.g. 4 for "Consolidation").
+        second_prevalence: fraction of images with the second finding, in each (first label x marker) group.
+        second_lesion_radius: (min, max) long semi-axis of the second finding's opacity, fraction of the smaller
+            image side (the short semi-axis is 40-60% of it).
+        second_lesion_contrast: (min, max) plateau intensity of the opacity (image range [0, 1]).
 
     Returns:
         ``Path(root)``.
@@ -310,6 +420,10 @@ def generate_shortcut_cxr(
         raise ValueError(f"box_jitter must be >= 0 and box_enlarge > 0, got {box_jitter}, {box_enlarge}.")
     if class_id == NO_FINDING_CLASS_ID or class_name == NO_FINDING:
         raise ValueError(f"class_name/class_id must differ from {NO_FINDING!r}/{NO_FINDING_CLASS_ID}.")
+    second = _second_finding(
+        class_name, class_id, second_class_name, second_class_id, second_prevalence, second_lesion_radius,
+        second_lesion_contrast,
+    )  # fmt: skip
     spacing = float(pixel_spacing) if pixel_spacing is not None else 360.0 / max(rows, cols)
 
     params = {
@@ -325,6 +439,8 @@ def generate_shortcut_cxr(
     }  # fmt: skip
     if kind != MarkerKind.CORNER:  # absent for the default: manifests of earlier sets still match
         params["marker_kind"] = kind.value
+    if second:  # likewise absent without a second finding
+        params.update(second)
     root = Path(root)
     check_generator_folder(root)
     splits_path = root / "splits.json"
@@ -362,6 +478,16 @@ def generate_shortcut_cxr(
             "marker_negative": int((~labels & markers).sum()),
             "monochrome1": int(mono1.sum()),
         }
+        seconds = np.zeros(n, dtype=bool)
+        if second:  # its own generator: the draws above are those of a single-finding set
+            srng = np.random.default_rng([seed, k, 15])
+            for group in (labels & markers, labels & ~markers, ~labels & markers, ~labels & ~markers):
+                seconds[group] = exact_assignment(srng, int(group.sum()), second["second_prevalence"])
+            counts[split].update(
+                second_positive=int(seconds.sum()),
+                both_positive=int((labels & seconds).sum()),
+                second_marker=int((seconds & markers).sum()),
+            )
         for i in range(n):
             irng = np.random.default_rng([seed, k, i, 11])
             rrng = np.random.default_rng([seed, k, i, 12])
@@ -370,6 +496,7 @@ def generate_shortcut_cxr(
                 raise ValueError(f"image_id collision for {image_id} (split {split}, index {i}); change the seed.")
             splits[image_id] = split
             n_les = int(irng.integers(1, max_lesions + 1)) if labels[i] else 0
+            n_les2 = int(seconds[i])
             ph = draw_chest_xray(
                 irng,
                 (rows, cols),
@@ -379,6 +506,10 @@ def generate_shortcut_cxr(
                 lesion_radius=tuple(lesion_radius),
                 lesion_contrast=tuple(lesion_contrast),
                 marker_size=marker_size,
+                n_opacities=n_les2,
+                opacity_radius=tuple(second_lesion_radius),
+                opacity_contrast=tuple(second_lesion_contrast),
+                opacity_rng=np.random.default_rng([seed, k, i, 16]),
             )
             photometric = "MONOCHROME1" if mono1[i] else "MONOCHROME2"
             write_xray_dicom(
@@ -393,18 +524,23 @@ def generate_shortcut_cxr(
                 patient_id=image_id,
             )
             rad_ids = [f"R{r}" for r in sorted(rrng.choice(_N_RAD_IDS, n_readers, replace=False) + 1)]
-            sees = rrng.random(n_readers) >= reader_miss_prob if n_les else np.zeros(n_readers, dtype=bool)
-            if n_les and not sees.any():
-                sees[int(rrng.integers(0, n_readers))] = True
-            for rad_id, seen in zip(rad_ids, sees):
-                if not seen:
+            sees = _readers_seeing(rrng, n_readers, reader_miss_prob, n_les)
+            sees2 = _readers_seeing(rrng, n_readers, reader_miss_prob, n_les2)
+            findings = [(class_name, class_id, ph.lesion_boxes)]
+            if second:
+                findings.append((second_class_name, second["second_class_id"], ph.opacity_boxes))
+            for r, rad_id in enumerate(rad_ids):
+                if not (sees[r] or sees2[r]):
                     box_rows.append([image_id, NO_FINDING, str(NO_FINDING_CLASS_ID), rad_id, "", "", "", ""])
                     continue
-                for box in ph.lesion_boxes:
-                    jb = jitter_box(rrng, box, box_jitter, box_enlarge, (rows, cols))
-                    box_rows.append([image_id, class_name, str(class_id), rad_id, *map(_fmt, jb)])
+                for (name, cid, boxes), seen in zip(findings, (sees[r], sees2[r])):
+                    for box in boxes if seen else ():
+                        jb = jitter_box(rrng, box, box_jitter, box_enlarge, (rows, cols))
+                        box_rows.append([image_id, name, str(cid), rad_id, *map(_fmt, jb)])
             for box in ph.lesion_boxes:
                 truth_rows.append([image_id, "lesion", *map(str, box)])
+            for box in ph.opacity_boxes:
+                truth_rows.append([image_id, "second_lesion", *map(str, box)])
             mbox = [""] * 4
             if ph.marker_box is not None:
                 mbox = [str(v) for v in ph.marker_box]
@@ -412,7 +548,7 @@ def generate_shortcut_cxr(
                 confounder_rows.append([image_id, *mbox])
             image_rows.append(
                 [image_id, split, str(int(labels[i])), str(int(markers[i])), ph.marker_letter or "", photometric,
-                 str(n_les), *mbox]
+                 str(n_les), *mbox] + ([str(int(seconds[i])), str(n_les2)] if second else [])
             )  # fmt: skip
 
     # stale files of a previous parameter set (overwrite=True)
@@ -422,7 +558,8 @@ def generate_shortcut_cxr(
     write_csv(
         root / "images.csv",
         ("image_id", "split", "label", "marker", "marker_letter", "photometric", "n_lesions",
-         "marker_x_min", "marker_y_min", "marker_x_max", "marker_y_max"),
+         "marker_x_min", "marker_y_min", "marker_x_max", "marker_y_max")
+        + (("second_label", "n_second_lesions") if second else ()),
         image_rows,
     )  # fmt: skip
     write_csv(root / "truth_boxes.csv", ("image_id", "object", "x_min", "y_min", "x_max", "y_max"), truth_rows)

@@ -390,12 +390,19 @@ def test_generates_into_new_empty_or_own_folder(tmp_path):
 
 @pytest.mark.parametrize(
     "extra",
-    [{}, {"marker_kind": "corner", "shifted_marker_prob": 0.5, "marker_prob_positive": 0.95}],
-)
+    [
+        {},
+        {"marker_kind": "corner", "shifted_marker_prob": 0.5, "marker_prob_positive": 0.95},
+        {"second_class_name": None, "second_class_id": None, "second_prevalence": 0.3,
+         "second_lesion_radius": [0.12, 0.18], "second_lesion_contrast": (0.16, 0.26)},
+    ],
+)  # fmt: skip
 def test_default_output_is_unchanged(tmp_path, extra):
-    """The default call (and the defaults passed explicitly) writes the same files as before the marker kinds."""
+    """The default call (and the defaults passed explicitly) writes the same files as before the marker kinds and
+    the second finding."""
     root = generate_shortcut_cxr(tmp_path / "set", **HASHED, **extra)
-    assert "marker_kind" not in json.loads((root / "manifest.json").read_text())["parameters"]
+    params = json.loads((root / "manifest.json").read_text())["parameters"]
+    assert "marker_kind" not in params and not any(k.startswith("second_") for k in params)
     assert _tree_hash(root) == HASHED_DIGEST
 
 
@@ -507,6 +514,199 @@ def test_other_marker_kind_on_an_existing_set_raises_unless_overwrite(tmp_path):
     ],
 )
 def test_bad_marker_arguments(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate_shortcut_cxr(tmp_path / "set", **{**SMALL, **kwargs})
+    assert not (tmp_path / "set").exists(), "nothing written"
+
+
+# ---- a second finding: the multi-label set ----------------------------------------------------------------------
+
+MULTI = {"n_train": 40, "n_val": 8, "n_test": 12, "n_test_shifted": 20, "image_size": 64, "n_readers": 2}
+
+
+def _round(x: float) -> int:
+    return int(np.floor(x + 0.5))
+
+
+@pytest.fixture(scope="module")
+def multi_set(tmp_path_factory):
+    return generate_shortcut_cxr(tmp_path_factory.mktemp("multi") / "set", second_class_name="Consolidation", **MULTI)
+
+
+def test_second_finding_exact_counts_and_independence(multi_set):
+    manifest = json.loads((multi_set / "manifest.json").read_text())
+    assert {k: v for k, v in manifest["parameters"].items() if k.startswith("second_")} == {
+        "second_class_name": "Consolidation", "second_class_id": 4, "second_prevalence": 0.3,
+        "second_lesion_radius": [0.12, 0.18], "second_lesion_contrast": [0.16, 0.26],
+    }  # fmt: skip
+    images = _rows(multi_set / "images.csv")
+    combos = set()
+    for split in ("train", "val", "test", "test_shifted"):
+        sel = [r for r in images if r["split"] == split]
+        for r in sel:
+            assert r["n_second_lesions"] == r["second_label"] in ("0", "1")
+            combos.add((r["label"], r["second_label"]))
+        # round(0.3 * m) second findings in each of the four (first label x marker) groups of m images
+        for lab in "01":
+            for mark in "01":
+                group = [r for r in sel if r["label"] == lab and r["marker"] == mark]
+                assert sum(r["second_label"] == "1" for r in group) == _round(0.3 * len(group)), (split, lab, mark)
+        counts = manifest["counts"][split]
+        assert counts["second_positive"] == sum(r["second_label"] == "1" for r in sel)
+        assert counts["both_positive"] == sum(r["label"] == r["second_label"] == "1" for r in sel)
+        assert counts["second_marker"] == sum(r["second_label"] == r["marker"] == "1" for r in sel)
+        # the first finding's counts are those of a single-finding set
+        n = len(sel)
+        expected_marked = (5, 5) if split == "test_shifted" else (_round(0.95 * n / 2), _round(0.05 * n / 2))
+        assert (counts["positive"], counts["marker_positive"], counts["marker_negative"]) == (n // 2, *expected_marked)
+    # train: 19 marked / 1 unmarked positives, 1 marked / 19 unmarked negatives -> 6 + 0 + 0 + 6
+    assert manifest["counts"]["train"]["second_positive"] == 12 and manifest["counts"]["train"]["both_positive"] == 6
+    # test_shifted: four groups of 5 images -> round(1.5) = 2 each (round half up)
+    assert manifest["counts"]["test_shifted"]["second_positive"] == 8
+    assert combos == {("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")}  # both, one or none
+
+
+def test_second_finding_rows_of_train_csv(multi_set):
+    rows = _rows(multi_set / "train.csv")
+    images = {r["image_id"]: r for r in _rows(multi_set / "images.csv")}
+    truth: dict[tuple[str, str], list[list[int]]] = {}
+    for r in _rows(multi_set / "truth_boxes.csv"):
+        truth.setdefault((r["image_id"], r["object"]), []).append(_box(r))
+    ids = {"Nodule/Mass": ("8", "label", "lesion"), "Consolidation": ("4", "second_label", "second_lesion")}
+    for image_id, info in images.items():
+        mine = [r for r in rows if r["image_id"] == image_id]
+        assert len({r["rad_id"] for r in mine}) == 2
+        names = [r["class_name"] for r in mine]
+        if info["label"] == info["second_label"] == "0":  # "No finding" only for images without any finding
+            assert names == [NO_FINDING, NO_FINDING] and {r["class_id"] for r in mine} == {"14"}
+            continue
+        assert NO_FINDING not in names
+        for name, (cid, label_key, obj) in ids.items():
+            of_class = [r for r in mine if r["class_name"] == name]
+            assert all(r["class_id"] == cid for r in of_class)
+            assert len(of_class) == (2 if info[label_key] == "1" else 0), (image_id, name)  # each reader marks it
+            assert len(truth.get((image_id, obj), [])) == int(info[label_key])
+        # a reader lists the first finding's box, then the second's
+        for rad in {r["rad_id"] for r in mine}:
+            order = [r["class_name"] for r in mine if r["rad_id"] == rad]
+            assert order == sorted(order, key=["Nodule/Mass", "Consolidation"].index)
+    n_second = sum(r["second_label"] == "1" for r in images.values())
+    assert sum(r["object"] == "second_lesion" for r in _rows(multi_set / "truth_boxes.csv")) == n_second
+
+
+def test_second_finding_data_list_is_multi_label(multi_set):
+    from monai_explain.data import build_datalist
+
+    images = {r["image_id"]: r for r in _rows(multi_set / "images.csv")}
+    data = build_datalist("vindr", multi_set, "train", classes=["Nodule/Mass", "Consolidation"])
+    assert len(data) == 40
+    for rec in data:
+        info = images[rec["id"]]
+        assert rec["label"] == [float(info["label"]), float(info["second_label"])]
+        assert sorted(set(np.asarray(rec["box_labels"]).tolist())) == [
+            k for k, key in enumerate(("label", "second_label")) if info[key] == "1"
+        ]
+
+
+def test_second_finding_boxes_in_the_lesion_of_their_class(tmp_path):
+    """No jitter: readers' boxes are the truth boxes of their class; the bright pixels of a (very bright here)
+    nodule or opacity lie in the box of its own class."""
+    root = generate_shortcut_cxr(
+        tmp_path, n_train=24, n_val=0, n_test=0, n_test_shifted=0, image_size=64, seed=2, box_jitter=0.0,
+        lesion_contrast=(0.9, 0.9), second_class_name="Consolidation", second_prevalence=0.5,
+        second_lesion_contrast=(0.7, 0.7), marker_prob_positive=0.0, marker_prob_negative=0.0, monochrome1_fraction=0.0,
+        n_readers=1,
+    )  # fmt: skip
+    images = {r["image_id"]: r for r in _rows(root / "images.csv")}
+    truth = {(r["image_id"], r["object"]): _box(r) for r in _rows(root / "truth_boxes.csv")}
+    objects = {"Nodule/Mass": "lesion", "Consolidation": "second_lesion"}
+    seen = set()
+    for r in _rows(root / "train.csv"):
+        if r["class_name"] != NO_FINDING:
+            assert [int(float(r[k])) for k in ("x_min", "y_min", "x_max", "y_max")] == truth[
+                (r["image_id"], objects[r["class_name"]])
+            ]
+    for image_id, info in images.items():
+        arr = pydicom.dcmread(root / "train" / f"{image_id}.dicom").pixel_array.astype(float)
+        present = [obj for obj, key in (("lesion", "label"), ("second_lesion", "second_label")) if info[key] == "1"]
+        seen.add(tuple(present))
+        if len(present) != 1:
+            continue
+        x0, y0, x1, y1 = truth[(image_id, present[0])]
+        rows, cols = np.unravel_index(np.argsort(arr.ravel())[-10:], arr.shape)
+        assert ((x0 <= cols) & (cols < x1) & (y0 <= rows) & (rows < y1)).all(), (image_id, present)
+        if present == ["second_lesion"]:  # a large plateau: the box is bright throughout its middle
+            cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+            assert arr[cy - 1 : cy + 2, cx - 1 : cx + 2].mean() > np.median(arr) + 800
+    assert seen == {(), ("lesion",), ("second_lesion",), ("lesion", "second_lesion")}
+
+
+def test_second_finding_keeps_the_single_finding_draws(tmp_path):
+    """Same labels, markers, ids and images as without the second finding, plus the opacity where it is drawn."""
+    kw = {"n_train": 12, "n_val": 0, "n_test": 4, "n_test_shifted": 8, "image_size": 48, "seed": 4}
+    one = generate_shortcut_cxr(tmp_path / "one", **kw)
+    two = generate_shortcut_cxr(tmp_path / "two", second_class_name="Consolidation", second_prevalence=0.5, **kw)
+    assert (one / "splits.json").read_bytes() == (two / "splits.json").read_bytes()
+    assert (one / "confounder_boxes.csv").read_bytes() == (two / "confounder_boxes.csv").read_bytes()
+    first = _rows(one / "images.csv")
+    second = _rows(two / "images.csv")
+    assert [{k: v for k, v in r.items() if not k.endswith(("second_label", "second_lesions"))} for r in second] == first
+    truth = {r["image_id"]: _box(r) for r in _rows(two / "truth_boxes.csv") if r["object"] == "second_lesion"}
+    without = [r["image_id"] for r in second if r["second_label"] == "0"]
+    assert 0 < len(without) < len(second) and len(truth) == len(second) - len(without)
+    for image_id in without:
+        assert (one / "train" / f"{image_id}.dicom").read_bytes() == (two / "train" / f"{image_id}.dicom").read_bytes()
+    for image_id, (x0, y0, x1, y1) in truth.items():  # the same image plus the opacity, inside its box
+        a = pydicom.dcmread(one / "train" / f"{image_id}.dicom").pixel_array.astype(int)
+        b = pydicom.dcmread(two / "train" / f"{image_id}.dicom").pixel_array.astype(int)
+        changed = np.zeros(a.shape, dtype=bool)
+        changed[y0:y1, x0:x1] = True
+        assert (a[~changed] == b[~changed]).all() and (a[changed] != b[changed]).mean() > 0.3
+    c1 = json.loads((one / "manifest.json").read_text())["counts"]
+    c2 = json.loads((two / "manifest.json").read_text())["counts"]
+    for split, counts in c1.items():
+        assert {k: v for k, v in c2[split].items() if k in counts} == counts
+
+
+def test_second_finding_of_another_name_and_id(tmp_path):
+    root = generate_shortcut_cxr(
+        tmp_path, n_train=8, n_val=0, n_test=0, n_test_shifted=0, image_size=48, n_readers=1,
+        second_class_name="Opacity X", second_class_id=20, second_prevalence=1.0,
+    )  # fmt: skip
+    rows = [r for r in _rows(root / "train.csv") if r["class_name"] == "Opacity X"]
+    assert len(rows) == 8 and {r["class_id"] for r in rows} == {"20"}
+
+
+def test_other_second_finding_on_an_existing_set_raises_unless_overwrite(tmp_path):
+    kw = dict(SMALL, image_size=48)
+    root = generate_shortcut_cxr(tmp_path, **kw)
+    with pytest.raises(ValueError, match="differing: .*second_class_name"):
+        generate_shortcut_cxr(root, second_class_name="Consolidation", **kw)
+    generate_shortcut_cxr(root, second_class_name="Consolidation", overwrite=True, **kw)
+    assert json.loads((root / "manifest.json").read_text())["parameters"]["second_class_name"] == "Consolidation"
+    with pytest.raises(ValueError, match="differing: second_prevalence"):
+        generate_shortcut_cxr(root, second_class_name="Consolidation", second_prevalence=0.5, **kw)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"second_prevalence": 0.5}, "second_prevalence is set .* but second_class_name is None"),
+        ({"second_class_id": 4}, "second_class_id is set"),
+        ({"second_lesion_radius": (0.1, 0.2)}, "second_lesion_radius is set"),
+        ({"second_class_name": ""}, "second_class_name must be a non-empty string"),
+        ({"second_class_name": "Opacity X"}, "second_class_id is needed for second_class_name 'Opacity X'"),
+        ({"second_class_name": "Consolidation", "second_class_id": 5}, "second_class_id 5 is not VinDr-CXR's id"),
+        ({"second_class_name": "Consolidation", "second_class_id": 2.5}, "second_class_id must be an int"),
+        ({"second_class_name": "Nodule/Mass"}, "must differ from class_name/class_id"),
+        ({"second_class_name": "Opacity X", "second_class_id": 8}, "must differ from class_name/class_id"),
+        ({"second_class_name": NO_FINDING, "second_class_id": 14}, "must differ from 'No finding'"),
+        ({"second_class_name": "Consolidation", "second_prevalence": 1.2}, r"second_prevalence must be in \[0, 1\]"),
+        ({"second_class_name": "Consolidation", "second_lesion_radius": (0.2, 0.1)}, "second_lesion_radius must be"),
+        ({"second_class_name": "Consolidation", "second_lesion_contrast": [0.1]}, "second_lesion_contrast must be"),
+    ],
+)
+def test_bad_second_finding_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_shortcut_cxr(tmp_path / "set", **{**SMALL, **kwargs})
     assert not (tmp_path / "set").exists(), "nothing written"

@@ -203,3 +203,46 @@ def test_bad_marker_arguments(kwargs, match):
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         draw_chest_xray(np.random.default_rng(0), **kwargs)
+
+
+@pytest.mark.parametrize("size", [(48, 64), 64, 128])
+def test_opacity_inside_lungs_clear_of_lesions_tight_box(size):
+    for seed in range(4):
+        ph = draw_chest_xray(np.random.default_rng(seed), size, n_lesions=1, n_opacities=1, marker=True)
+        assert ph.opacity_boxes.shape == (1, 4) and ph.opacity_mask.any()
+        assert not (ph.opacity_mask & ~ph.lung_mask).any()  # inside a lung field
+        assert not (ph.opacity_mask & ph.lesion_mask).any()  # not on the nodule
+        rows, cols = np.nonzero(ph.opacity_mask)
+        np.testing.assert_array_equal(ph.opacity_boxes[0], [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+        x0, y0, x1, y1 = ph.opacity_boxes[0]
+        assert y1 - y0 > x1 - x0  # elongated along the lungs' vertical axis
+
+
+def test_opacity_is_larger_than_a_lesion_visible_and_optional():
+    rng = np.random.default_rng(1)
+    lesion_area, opacity_area, opacity_gain = [], [], []
+    for _ in range(12):
+        seed = int(rng.integers(0, 2**31))
+        ph = draw_chest_xray(np.random.default_rng(seed), 96, n_lesions=1, n_opacities=1)
+        # with the main generator, the lesion and anatomy are the same as without the opacity, drawn after them
+        plain = draw_chest_xray(np.random.default_rng(seed), 96, n_lesions=1)
+        np.testing.assert_array_equal(ph.lesion_boxes, plain.lesion_boxes)
+        # with a generator of its own, the image is the same outside the opacity
+        ph = draw_chest_xray(
+            np.random.default_rng(seed), 96, n_lesions=1, n_opacities=1, opacity_rng=np.random.default_rng(seed + 1)
+        )
+        np.testing.assert_array_equal(ph.image[~ph.opacity_mask], plain.image[~ph.opacity_mask])
+        assert plain.opacity_boxes.shape == (0, 4) and not plain.opacity_mask.any()
+        lesion_area.append(ph.lesion_mask.sum())
+        opacity_area.append(ph.opacity_mask.sum())
+        # brighter than the same pixels of the image drawn without it
+        opacity_gain.append(np.mean(ph.image[ph.opacity_mask]) - np.mean(plain.image[ph.opacity_mask]))
+    assert np.mean(opacity_area) > 2.5 * np.mean(lesion_area)
+    assert 0.08 < np.mean(opacity_gain) < 0.26
+
+
+def test_opacity_bad_input():
+    with pytest.raises(ValueError, match="n_opacities"):
+        draw_chest_xray(np.random.default_rng(0), 64, n_opacities=-1)
+    with pytest.raises(ValueError, match="opacity_radius"):
+        draw_chest_xray(np.random.default_rng(0), 64, n_opacities=1, opacity_radius=(0.2, 0.1))
