@@ -455,22 +455,12 @@ def draw_chest_xray(
             a = max(1.0, radius * rng.uniform(0.8, 1.25))
             b = max(1.0, radius * rng.uniform(0.8, 1.25))
             theta = rng.uniform(0, np.pi)
-            cu, cv, ru, rv = lung_params[int(rng.integers(0, 2))]
-            ang, rad = rng.uniform(0, 2 * np.pi), np.sqrt(rng.uniform(0, 1))
-            pu, pv = cu + ru * 0.9 * rad * np.cos(ang), cv + rv * 0.9 * rad * np.sin(ang)
-            pc, pr = (pu + 1) / 2 * cols - 0.5, (pv + 1) / 2 * rows - 0.5  # pixel-centre coordinates
-            reach = max(a, b) + 1.0
-            r_lo, r_hi = max(0, int(pr - reach)), min(rows, int(pr + reach) + 2)
-            c_lo, c_hi = max(0, int(pc - reach)), min(cols, int(pc + reach) + 2)
-            if r_lo >= r_hi or c_lo >= c_hi:
+            placed = _ellipse_in_lung(rng, rows, cols, lung_params, 0.9, a, b, theta, max(a, b) + 1.0)
+            if placed is None:
                 continue
-            dr = np.arange(r_lo, r_hi)[:, None] - pr
-            dc = np.arange(c_lo, c_hi)[None, :] - pc
-            x1 = (dc * np.cos(theta) + dr * np.sin(theta)) / a
-            y1 = (-dc * np.sin(theta) + dr * np.cos(theta)) / b
+            window, x1, y1 = placed
             q = x1**2 + y1**2
             blob = q < 1.0
-            window = (slice(r_lo, r_hi), slice(c_lo, c_hi))
             if blob.any() and lung_mask[window][blob].all() and not (lesion_mask[window] & blob).any():
                 break
         else:
@@ -478,8 +468,7 @@ def draw_chest_xray(
         contrast = rng.uniform(*lesion_contrast)
         img[window] += contrast * np.clip(1.0 - q, 0, 1) ** 0.7
         lesion_mask[window] |= blob
-        rws, cls = np.nonzero(blob)
-        boxes.append([cls.min() + c_lo, rws.min() + r_lo, cls.max() + 1 + c_lo, rws.max() + 1 + r_lo])
+        boxes.append(_box_of(blob, window))
 
     opacity_mask = np.zeros((rows, cols), dtype=bool)
     opacity_boxes = []
@@ -491,9 +480,7 @@ def draw_chest_xray(
         patchy = 0.85 + 0.15 * np.tanh(_smooth_noise(orng, blob.shape, 0.12))  # 0.7 .. 1.0
         img[window] += contrast * patchy * np.clip(1.0 - d**4, 0, 1)  # flat top, soft lobulated border
         opacity_mask[window] |= blob
-        rws, cls = np.nonzero(blob)
-        r_lo, c_lo = window[0].start, window[1].start
-        opacity_boxes.append([cls.min() + c_lo, rws.min() + r_lo, cls.max() + 1 + c_lo, rws.max() + 1 + r_lo])
+        opacity_boxes.append(_box_of(blob, window))
 
     # exposure, noise, range
     img = img + noise_std * rng.standard_normal((rows, cols))
@@ -514,6 +501,46 @@ def draw_chest_xray(
         opacity_boxes=np.asarray(opacity_boxes, dtype=np.int64).reshape(-1, 4),
         opacity_mask=opacity_mask,
     )
+
+
+def _box_of(blob: np.ndarray, window: tuple[slice, slice]) -> list[int]:
+    """The tight ``[x_min, y_min, x_max, y_max]`` box (half-open, image pixels) of ``blob``'s pixels in ``window``."""
+    rws, cls = np.nonzero(blob)
+    r_lo, c_lo = window[0].start, window[1].start
+    return [cls.min() + c_lo, rws.min() + r_lo, cls.max() + 1 + c_lo, rws.max() + 1 + r_lo]
+
+
+def _ellipse_in_lung(
+    rng: np.random.Generator,
+    rows: int,
+    cols: int,
+    lung_params: list[tuple[float, float, float, float]],
+    spread: float,
+    a: float,
+    b: float,
+    theta: float,
+    reach: float,
+) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray] | None:
+    """Draw a centre in a random lung (within ``spread`` of its semi-axes) and the ellipse frame around it.
+
+    Returns:
+        ``(window, x1, y1)``: the window of ``reach`` pixels around the centre (row and column slices) and, on its
+        pixels, the coordinates along the ellipse's axes (semi-axes ``a`` and ``b``, long axis at angle ``theta``)
+        scaled so that the ellipse is ``x1**2 + y1**2 < 1``; None when the window falls outside the image.
+    """
+    cu, cv, ru, rv = lung_params[int(rng.integers(0, 2))]
+    ang, rad = rng.uniform(0, 2 * np.pi), np.sqrt(rng.uniform(0, 1))
+    pu, pv = cu + ru * spread * rad * np.cos(ang), cv + rv * spread * rad * np.sin(ang)
+    pc, pr = (pu + 1) / 2 * cols - 0.5, (pv + 1) / 2 * rows - 0.5  # pixel-centre coordinates
+    r_lo, r_hi = max(0, int(pr - reach)), min(rows, int(pr + reach) + 2)
+    c_lo, c_hi = max(0, int(pc - reach)), min(cols, int(pc + reach) + 2)
+    if r_lo >= r_hi or c_lo >= c_hi:
+        return None
+    dr = np.arange(r_lo, r_hi)[:, None] - pr
+    dc = np.arange(c_lo, c_hi)[None, :] - pc
+    x1 = (dc * np.cos(theta) + dr * np.sin(theta)) / a
+    y1 = (-dc * np.sin(theta) + dr * np.cos(theta)) / b
+    return (slice(r_lo, r_hi), slice(c_lo, c_hi)), x1, y1
 
 
 def _place_opacity(
@@ -545,24 +572,14 @@ def _place_opacity(
         b = max(1.0, a * rng.uniform(0.4, 0.6))
         theta = np.pi / 2 + rng.uniform(-0.4, 0.4)  # long axis near vertical, like the lung fields
         amps, phases = rng.uniform(0.0, 0.12, 3), rng.uniform(0, 2 * np.pi, 3)
-        cu, cv, ru, rv = lung_params[int(rng.integers(0, 2))]
-        ang, rad = rng.uniform(0, 2 * np.pi), np.sqrt(rng.uniform(0, 1))
-        pu, pv = cu + ru * 0.6 * rad * np.cos(ang), cv + rv * 0.6 * rad * np.sin(ang)
-        pc, pr = (pu + 1) / 2 * cols - 0.5, (pv + 1) / 2 * rows - 0.5
-        reach = a * 1.4 + 1.0
-        r_lo, r_hi = max(0, int(pr - reach)), min(rows, int(pr + reach) + 2)
-        c_lo, c_hi = max(0, int(pc - reach)), min(cols, int(pc + reach) + 2)
-        if r_lo >= r_hi or c_lo >= c_hi:
+        placed = _ellipse_in_lung(rng, rows, cols, lung_params, 0.6, a, b, theta, a * 1.4 + 1.0)
+        if placed is None:
             continue
-        dr = np.arange(r_lo, r_hi)[:, None] - pr
-        dc = np.arange(c_lo, c_hi)[None, :] - pc
-        x1 = (dc * np.cos(theta) + dr * np.sin(theta)) / a
-        y1 = (-dc * np.sin(theta) + dr * np.cos(theta)) / b
+        window, x1, y1 = placed
         phi = np.arctan2(y1, x1)
         lobes = 1.0 + sum(amp * np.cos(k * phi + ph) for k, amp, ph in zip((2, 3, 4), amps, phases))
         d = np.sqrt(x1**2 + y1**2) / lobes
         blob = d < 1.0
-        window = (slice(r_lo, r_hi), slice(c_lo, c_hi))
         if blob.any() and lung_mask[window][blob].all() and not grown[window][blob].any():
             return window, blob, d
     raise ValueError(f"could not place an opacity inside the lungs after {max_tries} tries (image {rows}x{cols}).")
