@@ -3,9 +3,11 @@
 Each variant of the synthetic set is a stage of ``plan.json`` (marker kind, train correlation, how ``test_shifted``
 breaks it). This script reads only what ``make study`` committed beside each stage (``recovery.csv`` per seed and
 ``summary.csv``) and writes one markdown table: the shortcut's cost at lambda = 0 (balanced accuracy on the reference
-split minus on the shifted split, pooled over the lambda = 0 seeds), the share of it won back by the setting (mean and
-worst seed), the same for AUC, the in-distribution AUC change, and the confounder metric on the shifted split (mean
-absolute change of the probability when the marker is filled) at lambda = 0 and for the setting. Run by ``make
+split minus on the shifted split, pooled over the lambda = 0 seeds), the shifted split's value at lambda = 0 and for
+the setting (mean over seeds), the share of the cost won back by the setting (mean and worst seed), the same for AUC,
+the in-distribution AUC change, and the confounder metric on the shifted split (mean absolute change of the
+probability when the marker is filled) at lambda = 0 and for the setting. Where the lambda = 0 cost is small, the
+recovery ratio divides by a small noisy number: read the shifted values beside it. Run by ``make
 study`` after the plan::
 
     python bundles/cxr_expl/study/robustness_table.py --results bundles/cxr_expl/study/results \
@@ -38,9 +40,11 @@ def stage_rows(variant: str, stage_dir: Path) -> pd.DataFrame:
     rec = pd.read_csv(stage_dir / "recovery.csv")
     summary = pd.read_csv(stage_dir / "summary.csv")
     per_metric = rec.pivot_table(index=["setting", "class"], columns="metric",
-                                 values=["recovery", "shortcut_cost", "reference_change", "seed"],
+                                 values=["recovery", "shortcut_cost", "reference_change", "seed", "baseline_shifted",
+                                         "setting_shifted"],
                                  aggfunc={"recovery": ["mean", "min"], "shortcut_cost": "first",
-                                          "reference_change": "mean", "seed": "count"})  # fmt: skip
+                                          "reference_change": "mean", "seed": "count", "baseline_shifted": "first",
+                                          "setting_shifted": "mean"})  # fmt: skip
     per_metric.columns = ["_".join(str(p) for p in c) for c in per_metric.columns]
     out = pd.DataFrame(
         {
@@ -48,10 +52,15 @@ def stage_rows(variant: str, stage_dir: Path) -> pd.DataFrame:
             "stage": stage_dir.name,
             "seeds": per_metric["seed_count_balanced_accuracy"].astype(int),
             "lambda0_bacc_cost": per_metric["shortcut_cost_first_balanced_accuracy"],
+            "lambda0_shifted_bacc": per_metric["baseline_shifted_first_balanced_accuracy"],
+            "shifted_bacc": per_metric["setting_shifted_mean_balanced_accuracy"],
             "bacc_recovery_mean": per_metric["recovery_mean_balanced_accuracy"],
             "bacc_recovery_min": per_metric["recovery_min_balanced_accuracy"],
             "auc_recovery_mean": per_metric["recovery_mean_auc"],
             "auc_recovery_min": per_metric["recovery_min_auc"],
+            "lambda0_auc_cost": per_metric["shortcut_cost_first_auc"],
+            "lambda0_shifted_auc": per_metric["baseline_shifted_first_auc"],
+            "shifted_auc": per_metric["setting_shifted_mean_auc"],
             "reference_auc_change": per_metric["reference_change_mean_auc"],
         }
     ).reset_index()
@@ -92,7 +101,9 @@ def to_markdown(table: pd.DataFrame) -> str:
             (
                 "One row per supervised setting and variant (a stage of `plan.json`): `lambda0_bacc_cost` is the balanced "
                 "accuracy the lambda = 0 models lose on `test_shifted` against `test` (pooled over their seeds); recovery is "
-                "the share of that cost won back (mean and worst seed), for balanced accuracy and AUC; "
+                "the share of that cost won back (mean and worst seed), for balanced accuracy and AUC; `*_shifted_*` are the "
+                "values on `test_shifted` at lambda = 0 and for the setting (read them where the cost is small: the ratio "
+                "then divides by a small noisy number); "
                 "`reference_auc_change` is the in-distribution AUC change; `confounder_change` is the mean absolute change of "
                 "the predicted probability on `test_shifted` when the marker box is filled (lambda = 0 and the setting). "
                 "Written by `bundles/cxr_expl/study/robustness_table.py` (`make study`) from each stage's `recovery.csv` and "

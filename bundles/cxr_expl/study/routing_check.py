@@ -31,6 +31,7 @@ GROUPS = [
     ("full_cam_energy", "reports/study/data/shortcut_cxr", 128,
      [f"none_lambda0_seed{s}" for s in range(5)] + [f"cam/energy_lambda3_seed{s}" for s in range(5)]
      + [f"cam/dice_lambda10_seed{s}" for s in range(5)]),
+    ("full_cam_dice_warmup1", "reports/study/data/shortcut_cxr", 128, [f"cam/dice_lambda10_seed{s}" for s in range(5)]),
 ]  # fmt: skip
 
 
