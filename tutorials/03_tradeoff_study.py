@@ -245,15 +245,21 @@ for setting in (base, best):
 #    energy at lambda 3 (`full_cam_energy`) wins back most of the shortcut's cost in AUC but less in balanced
 #    accuracy; dice at lambda 10 (`full_cam_dice`, now the bundle's default and the README's headline) wins back
 #    more on both with every seed above the 60% floor, the in-distribution AUC unchanged and saliency precision
-#    far above chance. Input-gradient dice at lambda 1, the best of the reduced set, does not carry over. The
-#    routing check shows the lesion-box cells of the energy runs no longer drawing on the marker at this size.
-# 4. **`robustness_*`: the energy recipe on other shortcuts** (an edge ruler instead of the corner marker, and a
-#    shift that reverses the correlation) with 2 seeds each: the recovery tables in `RESULTS.md`. They were run
-#    before dice was chosen; repeating them for dice, and adding the text-tag and 90/10 variants that the generator
-#    supports, is the next study.
+#    far above chance. `full_cam_dice_warmup1` is the same recipe with lambda reaching full strength after one
+#    epoch instead of four: similar on average, but the default seed's validation accuracy fell mid-training
+#    (`results/validation_curves.md`), which is why the default warms up over 4 epochs. Input-gradient dice at
+#    lambda 1, the best of the reduced set, does not carry over. The routing check shows the lesion-box cells of
+#    the supervised runs no longer drawing on the marker at this size.
+# 4. **`robustness_*`: other shortcuts.** The default recipe (3 seeds each) on an edge ruler, a burned-in text tag,
+#    a weaker 90/10 correlation, and a `test_shifted` that reverses the correlation; the earlier energy recipe on
+#    the ruler and the reversed shift (2 seeds). `results/robustness.md` puts them in one table with the lambda = 0
+#    cost of each variant: read the cost first (the text tag is a weak shortcut at this size: the lambda = 0 models
+#    partly learn the lesion, so there is less to win back and the ratio is noisier), then the worst seed.
+# 5. **`multilabel`: two classes**, the marker on one of them; the report's per-class rows and `macro`.
 #
-# What this does not show: the data are synthetic (one lesion kind, one network); two seeds per setting in the
-# mechanism and robustness stages give wide intervals; read the minimum over seeds before the mean.
+# What this does not show: the data are synthetic (one network; one lesion kind outside `multilabel`); two or three
+# seeds per setting in the mechanism and robustness stages give wide intervals; read the minimum over seeds before
+# the mean.
 
 # %% [markdown]
 # ### `pareto.csv`: which settings are worth considering
