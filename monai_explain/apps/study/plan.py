@@ -139,6 +139,7 @@ def run_plan(
             st["bundle"], designs, st["lambdas"], st["seeds"], work / st.get("work", st["name"]),
             {**st.get("set", {}), **(overrides or {})}, st.get("splits"), st.get("n_resamples", 10000),
             gallery=st.get("gallery", False), settings=named, workers=workers or st.get("workers", 1), command=command,
+            outputs=results,
         )  # fmt: skip
         _copy_report(summary.parent, results / st["name"])
         logger.info(f"stage {st['name']}: {time.perf_counter() - t0:.0f} s")

@@ -240,8 +240,15 @@ def _run_in_workers(
         raise RuntimeError(f"sweep workers failed; runs not finished: {failed} (rerun the same command to resume).")
 
 
-def provenance(bundle: Path, records: Sequence[Mapping[str, Any]], wall_s: float, command: str | None = None) -> str:
-    """One Markdown line: the commit of the bundle's repository (``+dirty`` with local changes), the command, the
+def provenance(
+    bundle: Path,
+    records: Sequence[Mapping[str, Any]],
+    wall_s: float,
+    command: str | None = None,
+    outputs: str | os.PathLike | None = None,
+) -> str:
+    """One Markdown line: the commit of the bundle's repository (``+dirty`` with local changes to tracked files,
+    except under ``outputs``: the study's own results folder, which a plan rewrites stage by stage), the command, the
     summed time of the runs (``seconds`` of each record; runs of earlier invocations included) and this wall time."""
 
     def git(*args: str) -> str:
@@ -254,8 +261,14 @@ def provenance(bundle: Path, records: Sequence[Mapping[str, Any]], wall_s: float
         return res.stdout.strip() if res.returncode == 0 else ""
 
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown (not a git checkout)"
-    if commit[0] != "u" and git("status", "--porcelain", "--untracked-files=no"):
-        commit += "+dirty"
+    if commit[0] != "u":
+        changed = git("diff", "HEAD", "--name-only", "--no-renames").splitlines()  # tracked files, staged or not
+        if outputs is not None:  # the paths are relative to the top of the repository
+            top = Path(git("rev-parse", "--show-toplevel") or bundle).resolve()
+            skip = os.path.relpath(Path(outputs).resolve(), top).replace(os.sep, "/").rstrip("/") + "/"
+            changed = [name for name in changed if not name.startswith(skip)]
+        if changed:
+            commit += "+dirty"
     total = sum(float(r.get("seconds") or 0.0) for r in records)
     if command is None:
         command = (
@@ -279,6 +292,7 @@ def run_sweep(
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     workers: int = 1,
     command: str | None = None,
+    outputs: str | os.PathLike | None = None,
 ) -> Path:
     """Run (or resume) the whole study and write ``<out>/report``; returns the path of ``summary.md``.
 
@@ -286,7 +300,8 @@ def run_sweep(
     :data:`BASELINE_DESIGN` is refused. ``workers > 1`` trains that many runs at a time, each in its own process
     with ``cpu_count // workers`` torch threads (runs are dealt round-robin; worker ``k`` logs to MLflow in
     ``<out>/mlruns_<k>.db``, since SQLite takes one writer at a time). ``command``: how the study was started, for
-    the provenance line of the report (default: this process's command line).
+    the provenance line of the report (default: this process's command line); ``outputs``: a folder of the
+    repository whose changes do not make the provenance ``+dirty`` (a plan's results folder).
     """
     if int(workers) < 1:
         raise ValueError(f"workers must be >= 1, got {workers}.")
@@ -308,7 +323,7 @@ def run_sweep(
     path = write_report(
         df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}",
         recovery_splits=tuple(contract["recovery_splits"]) if contract.get("recovery_splits") else None,
-        provenance=provenance(bundle, records, time.perf_counter() - wall_start, command),
+        provenance=provenance(bundle, records, time.perf_counter() - wall_start, command, outputs),
     )  # fmt: skip
     if gallery:
         saliency_gallery(bundle, out, base, contract, df, runs, settings)
