@@ -15,29 +15,33 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sqlite3
 from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+from monai.utils import path_to_sqlite_uri
 
 METRICS = ("val_accuracy", "val_auc", "val_threshold")
 
 
 def read_curves(stage_dir: Path, prefixes: tuple[str, ...]) -> dict[str, dict[str, dict[int, float]]]:
-    """``{run name: {metric: {epoch: value}}}`` from every ``mlruns*.db`` of a stage folder (last value per epoch)."""
-    curves: dict[str, dict[str, dict[int, float]]] = {}
+    """``{run name: {metric: {epoch: value}}}`` from every ``mlruns*.db`` of a stage folder (last value per epoch).
+
+    A run name logged more than once (a run trained again in the same work folder) keeps its latest run.
+    """
+    latest: dict[str, tuple[int, dict[str, dict[int, float]]]] = {}
     for db in sorted(stage_dir.glob("mlruns*.db")):
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            rows = con.execute(
-                "SELECT r.name, m.key, m.step, m.value FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid "
-                f"WHERE m.key IN ({','.join('?' * len(METRICS))}) ORDER BY m.timestamp",
-                METRICS,
-            ).fetchall()
-        finally:
-            con.close()
-        for name, key, step, value in rows:
-            if name.startswith(prefixes):
-                curves.setdefault(name, {}).setdefault(key, {})[int(step)] = float(value)
-    return curves
+        client = MlflowClient(tracking_uri=path_to_sqlite_uri(str(db)))
+        ids = [e.experiment_id for e in client.search_experiments()]
+        for run in client.search_runs(ids, max_results=50000) if ids else ():
+            name, started = run.info.run_name or "", int(run.info.start_time or 0)
+            if not name.startswith(prefixes) or (name in latest and latest[name][0] > started):
+                continue
+            curves = {}
+            for key in METRICS:
+                history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.timestamp)
+                curves[key] = {int(m.step): float(m.value) for m in history}
+            latest[name] = (started, curves)
+    return {name: curves for name, (_, curves) in latest.items()}
 
 
 def main() -> None:
