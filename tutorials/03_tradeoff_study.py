@@ -246,10 +246,10 @@ for setting in (base, best):
 #    accuracy; dice at lambda 10 (`full_cam_dice`, now the bundle's default and the README's headline) wins back
 #    more on both with every seed above the 60% floor, the in-distribution AUC unchanged and saliency precision
 #    far above chance. `full_cam_dice_warmup1` is the same recipe with lambda reaching full strength after one
-#    epoch instead of four: similar on average, but the default seed's validation accuracy fell mid-training
-#    (`results/validation_curves.md`), which is why the default warms up over 4 epochs. Input-gradient dice at
-#    lambda 1, the best of the reduced set, does not carry over. The routing check shows the lesion-box cells of
-#    the supervised runs no longer drawing on the marker at this size.
+#    epoch instead of four: similar on average; each recipe has one of five seeds whose validation accuracy dips
+#    for an epoch or two (`results/validation_curves.md`; with one epoch it is the default seed). Input-gradient
+#    dice at lambda 1, the best of the reduced set, does not carry over. The routing check shows the lesion-box
+#    cells of the supervised runs no longer drawing on the marker at this size.
 # 4. **`robustness_*`: other shortcuts.** The default recipe (3 seeds each) on an edge ruler, a burned-in text tag,
 #    a weaker 90/10 correlation, and a `test_shifted` that reverses the correlation; the earlier energy recipe on
 #    the ruler and the reversed shift (2 seeds). `results/robustness.md` puts them in one table with the lambda = 0
