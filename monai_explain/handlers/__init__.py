@@ -26,7 +26,14 @@ from .confounder import ConfounderRelianceHandler
 from .epoch_seed import EpochSeedHandler
 from .explanation_loss import ExplanationLossHandler, default_saliency_target, loss_terms
 from .faithfulness import FaithfulnessHandler
-from .lambda_schedules import ConstantLambda, LambdaSchedule, LinearWarmupLambda, StepLambda, get_lambda_schedule
+from .lambda_schedules import (
+    ConstantLambda,
+    LambdaSchedule,
+    LinearWarmupLambda,
+    StepLambda,
+    first_settled_epoch,
+    get_lambda_schedule,
+)
 from .mlflow_model import MLflowModelLogger
 from .mlflow_tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ResilientMLFlowHandler, training_run_id
 from .output_lock import OutputFolderLock
@@ -86,6 +93,7 @@ __all__ = [
     "decision_metrics",
     "default_saliency_target",
     "find_last_checkpoint",
+    "first_settled_epoch",
     "get_lambda_schedule",
     "load_decision_threshold",
     "loss_terms",

@@ -41,6 +41,8 @@ import torch
 from monai.handlers import CheckpointLoader
 from monai.utils import IgniteInfo, min_version, optional_import
 
+from monai_explain.utils.config import as_int
+
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 Checkpoint, _ = optional_import("ignite.handlers", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Checkpoint")
 
@@ -345,8 +347,12 @@ class BestModelSaver:
     (temporary file, fsync, rename; errors name the file) and :meth:`state_dict` holds the best value and its epoch:
     put this object in :class:`LastCheckpointSaver`'s ``save_dict`` and a resumed run writes the same ``model.pt``
     as an uninterrupted one. A NaN key metric never counts as a new best (it is ranked below every number); the
-    first validation always writes ``model.pt``. On loading, the evaluator's ``state.best_metric`` and
+    first eligible validation always writes ``model.pt``. On loading, the evaluator's ``state.best_metric`` and
     ``state.best_metric_epoch`` are restored as well.
+
+    Validations before ``from_epoch`` are not eligible: an explanation-supervised run should be selected among the
+    epochs trained at the full lambda (:func:`~monai_explain.handlers.first_settled_epoch` gives that epoch for a
+    lambda schedule). Among equal scores the earliest eligible epoch is kept, as in Ignite's ``Checkpoint``.
 
     Args:
         save_dir: folder of the best model (created).
@@ -354,10 +360,16 @@ class BestModelSaver:
             the file holds that object's ``state_dict()`` itself (as MONAI's ``CheckpointSaver`` writes it).
         filename: the best model's file name.
         key_metric_name: the metric to compare (default: the evaluator's key metric).
+        from_epoch: the first epoch (the evaluator's ``state.epoch``, i.e. the trainer's epoch under MONAI's
+            ``ValidationHandler``) whose validation may become the best model; 1 makes every validation eligible.
+            Set it no later than the last validated epoch, or no ``model.pt`` is written.
+
+    Raises:
+        ValueError: ``from_epoch`` is not an integer >= 1.
 
     Example:
         ``"validate#best_model_saver": {"_target_": "monai_explain.handlers.BestModelSaver", "save_dir":
-        "@ckpt_dir", "save_dict": {"model": "@network"}}``, listed in ``validate#handlers``.
+        "@ckpt_dir", "save_dict": {"model": "@network"}, "from_epoch": 5}``, listed in ``validate#handlers``.
     """
 
     def __init__(
@@ -366,10 +378,12 @@ class BestModelSaver:
         save_dict: Mapping[str, Any],
         filename: str = "model.pt",
         key_metric_name: str | None = None,
+        from_epoch: int = 1,
     ) -> None:
         self.save_dir = Path(save_dir)
         self.filename = filename
         self.key_metric_name = key_metric_name
+        self.from_epoch = as_int(from_epoch, "from_epoch", minimum=1)
         self._engine: Any = None
         self._best_epoch = -1
         self._checkpoint = Checkpoint(
@@ -397,6 +411,12 @@ class BestModelSaver:
         return list(self._checkpoint.state_dict()["_saved"])
 
     def __call__(self, engine: Any) -> None:
+        if engine.state.epoch < self.from_epoch:
+            logger.info(
+                f"epoch {engine.state.epoch}: not eligible as the best model (model selection starts at epoch "
+                f"{self.from_epoch})"
+            )
+            return
         before = self._saved()
         self._checkpoint(engine)
         if self._saved() != before:

@@ -24,6 +24,7 @@ __all__ = [
     "LinearWarmupLambda",
     "StepLambda",
     "as_finite_number",
+    "first_settled_epoch",
     "get_lambda_schedule",
 ]
 
@@ -89,6 +90,11 @@ class LambdaSchedule:
     def value(self, step: float) -> float:
         raise NotImplementedError
 
+    @property
+    def settled_step(self) -> float:
+        """The step from which :meth:`value` no longer changes (0 for a constant schedule)."""
+        raise NotImplementedError
+
     def __call__(self, engine: Any) -> float:
         return float(self.value(self.step_of(engine)))
 
@@ -102,6 +108,10 @@ class ConstantLambda(LambdaSchedule):
 
     def value(self, step: float) -> float:
         return self.constant
+
+    @property
+    def settled_step(self) -> float:
+        return 0.0
 
 
 class LinearWarmupLambda(LambdaSchedule):
@@ -122,6 +132,10 @@ class LinearWarmupLambda(LambdaSchedule):
     def value(self, step: float) -> float:
         frac = min(max(step / self.warmup, 0.0), 1.0)
         return self.start + frac * (self.end - self.start)
+
+    @property
+    def settled_step(self) -> float:
+        return self.warmup
 
 
 class StepLambda(LambdaSchedule):
@@ -147,6 +161,10 @@ class StepLambda(LambdaSchedule):
 
     def value(self, step: float) -> float:
         return self.values[bisect_right(self.milestones, step)]
+
+    @property
+    def settled_step(self) -> float:
+        return self.milestones[-1] if self.milestones else 0.0
 
 
 _SCHEDULES: dict[str, type[LambdaSchedule]] = {
@@ -188,3 +206,33 @@ def get_lambda_schedule(spec: float | str | LambdaSchedule | Callable | dict) ->
     if callable(spec):
         return spec
     raise ValueError(f"cannot build a lambda schedule from {spec!r}.")
+
+
+def first_settled_epoch(spec: Any, epoch_length: int | None = None) -> int:
+    """The first epoch (1-based) trained entirely at the schedule's final lambda.
+
+    Used to start model selection once the explanation term has its full strength: before that the loss being
+    minimised is not the supervised objective, and an in-distribution validation split (where a shortcut still
+    predicts the label) cannot tell a half-supervised model from a supervised one.
+
+    Args:
+        spec: anything :func:`get_lambda_schedule` accepts. A plain callable cannot be analysed: 1 is returned.
+        epoch_length: iterations per epoch; needed only for a schedule counted in iterations.
+
+    Raises:
+        ValueError: an iteration-based schedule without ``epoch_length``, or what :func:`get_lambda_schedule`
+            raises for ``spec``.
+
+    Example:
+        >>> first_settled_epoch({"name": "linear_warmup", "end": 10.0, "warmup": 4})
+        5
+    """
+    schedule = get_lambda_schedule(spec)
+    if not isinstance(schedule, LambdaSchedule):
+        return 1
+    steps = schedule.settled_step
+    if schedule.unit == _Unit.ITERATION:
+        if not epoch_length or int(epoch_length) < 1:
+            raise ValueError(f"an iteration-based lambda schedule needs epoch_length >= 1, got {epoch_length!r}.")
+        steps = steps / int(epoch_length)
+    return int(math.ceil(steps)) + 1

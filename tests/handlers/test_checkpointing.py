@@ -39,10 +39,10 @@ def _net(seed: int) -> torch.nn.Linear:
     return torch.nn.Linear(3, 2)
 
 
-def _saved_epochs(tmp_path, values, state=None):
+def _saved_epochs(tmp_path, values, state=None, from_epoch=1):
     """Run the evaluator over ``values``; return the epochs at which model.pt was written and the saver."""
     net = _net(0)
-    saver = BestModelSaver(tmp_path, {"model": net})
+    saver = BestModelSaver(tmp_path, {"model": net}, from_epoch=from_epoch)
     engine = _evaluator(values)
     saver.attach(engine)
     if state is not None:
@@ -74,6 +74,17 @@ def test_best_model_written_when_better_nan_never_best(tmp_path):
     assert saver.state_dict() == {"best_metric": 0.8, "best_metric_epoch": 6}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"], "no temporary files left"
     assert set(torch.load(tmp_path / "model.pt", weights_only=True)) == {"weight", "bias"}, "a plain state dict"
+
+
+def test_selection_starts_at_from_epoch(tmp_path, caplog):
+    """A warm-up epoch scoring 1.0 (the shortcut still works on the validation split) is never the best model."""
+    with caplog.at_level("INFO", logger="monai_explain.handlers.checkpointing"):
+        written, saver, engine = _saved_epochs(tmp_path, [0.9, 1.0, 0.7, 0.95, 0.99, 0.98], from_epoch=4)
+    assert written == [4, 5] and saver.state_dict() == {"best_metric": 0.99, "best_metric_epoch": 5}
+    assert "epoch 2: not eligible as the best model (model selection starts at epoch 4)" in caplog.text
+    with pytest.raises(ValueError, match="from_epoch"):
+        BestModelSaver(tmp_path, {"model": _net(0)}, from_epoch=0)
+    assert BestModelSaver(tmp_path, {"model": _net(0)}, from_epoch="3").from_epoch == 3, "a command-line string"
 
 
 def test_nan_first_validation_writes_then_any_number_is_better(tmp_path):

@@ -4,7 +4,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from monai_explain.handlers import ConstantLambda, LinearWarmupLambda, StepLambda, get_lambda_schedule
+from monai_explain.handlers import (
+    ConstantLambda,
+    LambdaSchedule,
+    LinearWarmupLambda,
+    StepLambda,
+    first_settled_epoch,
+    get_lambda_schedule,
+)
 
 
 def _engine(epoch: int, iteration: int, epoch_length: int = 10):
@@ -118,3 +125,35 @@ def test_non_finite_or_non_numeric_lambda_is_refused_naming_the_argument(build, 
 def test_numeric_strings_are_read_as_numbers(spec, expected):
     """Before, a string lambda failed with `TypeError: '<' not supported between 'str' and 'float'`."""
     assert get_lambda_schedule(spec)(_engine(2, 11)) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "spec, epoch_length, expected",
+    [
+        (10.0, None, 1),
+        ({"name": "linear_warmup", "end": 10.0, "warmup": 4}, None, 5),
+        ({"name": "linear_warmup", "end": 10.0, "warmup": 1.5}, None, 3),
+        ({"name": "step", "milestones": [2, 5], "values": [0.0, 0.3, 1.0]}, None, 6),
+        ({"name": "linear_warmup", "end": 1.0, "warmup": 25, "unit": "iteration"}, 10, 4),
+        (lambda engine: 1.0, None, 1),
+    ],
+)
+def test_first_settled_epoch_is_the_first_epoch_wholly_at_the_final_lambda(spec, epoch_length, expected):
+    epoch = first_settled_epoch(spec, epoch_length)
+    assert epoch == expected
+    schedule = get_lambda_schedule(spec)
+    if isinstance(schedule, LambdaSchedule):  # every iteration of that epoch is at the final value, not before it
+        length = epoch_length or 7
+
+        def at(iteration: int) -> float:
+            return schedule(_engine((iteration - 1) // length + 1, iteration, length))
+
+        final = at(10**6)
+        assert all(at((epoch - 1) * length + i) == final for i in range(1, length + 1))
+        if epoch > 1:
+            assert any(at((epoch - 2) * length + i) != final for i in range(1, length + 1))
+
+
+def test_first_settled_epoch_of_an_iteration_schedule_needs_the_epoch_length():
+    with pytest.raises(ValueError, match="needs epoch_length"):
+        first_settled_epoch({"name": "linear_warmup", "end": 1.0, "warmup": 25, "unit": "iteration"})
