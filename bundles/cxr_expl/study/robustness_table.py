@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from monai_explain.apps.study.recovery import MIN_SHORTCUT_COST
+from monai_explain.apps.study.report import markdown_table
+
 # (variant shown in the table, stage folder of the results). The default set is the headline stage.
 VARIANTS = (
     ("corner marker, 95/5, independent shift (default set)", "full_cam_dice"),
@@ -86,14 +89,9 @@ def robustness_table(results: Path) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    """The table as markdown, numbers to 3 decimals, with a short header naming its source."""
+    """The table as markdown (the study's :func:`markdown_table`: 3 decimals, NaN as ``n/a``) under a short header."""
     first = ["variant", "setting", "class"]
     shown = table[first + [c for c in table.columns if c not in first]]
-    header = "| " + " | ".join(shown.columns) + " |"
-    lines = [header, "|" + "---|" * len(shown.columns)]
-    for row in shown.itertuples(index=False):
-        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(
         [
             "# Robustness of the shortcut recovery across variants of the synthetic set",
@@ -101,7 +99,8 @@ def to_markdown(table: pd.DataFrame) -> str:
             (
                 "One row per supervised setting and variant (a stage of `plan.json`): `lambda0_bacc_cost` is the balanced "
                 "accuracy the lambda = 0 models lose on `test_shifted` against `test` (pooled over their seeds); recovery is "
-                "the share of that cost won back (mean and worst seed), for balanced accuracy and AUC; `*_shifted_*` are the "
+                "the share of that cost won back (mean and worst seed), for balanced accuracy and AUC, `n/a` where the cost "
+                f"is below {MIN_SHORTCUT_COST} (too small to measure with these test sets); `*_shifted_*` are the "
                 "values on `test_shifted` at lambda = 0 and for the setting (read them where the cost is small: the ratio "
                 "then divides by a small noisy number); "
                 "`reference_auc_change` is the in-distribution AUC change; `confounder_change` is the mean absolute change of "
@@ -110,7 +109,7 @@ def to_markdown(table: pd.DataFrame) -> str:
                 "`summary.csv`."
             ),
             "",
-            *lines,
+            markdown_table(shown),
             "",
         ]
     )

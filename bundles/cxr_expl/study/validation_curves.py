@@ -4,8 +4,10 @@ For every run of the given stages (default: the default recipe, dice at lambda 1
 epochs; its variant with a 1-epoch warm-up, stage ``full_cam_dice_warmup1``; the earlier default, energy at lambda 3;
 and the lambda = 0 baseline, all at full size; the full-size stages share the work folder ``full_cam_energy``), the
 validation accuracy at the epoch's chosen threshold (Youden's J on the validation split), the validation AUC and the
-threshold, per epoch; then per run the lowest accuracy from epoch 3 on and the largest drop between two
-consecutive epochs. Written by ``make study`` after the plan::
+threshold, per epoch; then per run the first epoch trained wholly at the full lambda (from the logged lambda
+schedule: where model selection starts, bundle id ``select_from_epoch``), the lowest accuracy from that epoch on and
+from epoch 3 on, the largest drop between two consecutive epochs and the epoch that ``model.pt`` holds (read from the
+run's last checkpoint). Written by ``make study`` after the plan::
 
     python bundles/cxr_expl/study/validation_curves.py --work reports/study \
         --out bundles/cxr_expl/study/results/validation_curves.md
@@ -14,17 +16,22 @@ consecutive epochs. Written by ``make study`` after the plan::
 from __future__ import annotations
 
 import argparse
+import ast
 import itertools
 from pathlib import Path
 
+import torch
 from mlflow.tracking import MlflowClient
 from monai.utils import path_to_sqlite_uri
+
+from monai_explain.handlers import find_last_checkpoint, first_settled_epoch
 
 METRICS = ("val_accuracy", "val_auc", "val_threshold")
 
 
 def read_curves(stage_dir: Path, prefixes: tuple[str, ...]) -> dict[str, dict[str, dict[int, float]]]:
-    """``{run name: {metric: {epoch: value}}}`` from every ``mlruns*.db`` of a stage folder (last value per epoch).
+    """``{run name: {metric: {epoch: value}}}`` from every ``mlruns*.db`` of a stage folder (last value per epoch),
+    plus ``"settled": {0: first epoch at the full lambda}`` from the run's logged ``lambda_schedule``.
 
     A run name logged more than once (a run trained again in the same work folder) keeps its latest run.
     """
@@ -40,8 +47,19 @@ def read_curves(stage_dir: Path, prefixes: tuple[str, ...]) -> dict[str, dict[st
             for key in METRICS:
                 history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.timestamp)
                 curves[key] = {int(m.step): float(m.value) for m in history}
+            schedule = ast.literal_eval(run.data.params.get("lambda_schedule", "0.0"))
+            curves["settled"] = {0: float(first_settled_epoch(schedule))}
             latest[name] = (started, curves)
     return {name: curves for name, (_, curves) in latest.items()}
+
+
+def selected_epoch(run_dir: Path) -> int | None:
+    """The epoch ``model.pt`` holds, from the run's last checkpoint (None when there is none)."""
+    last = find_last_checkpoint(run_dir / "models")
+    if last is None:
+        return None
+    state = torch.load(last, map_location="cpu", weights_only=False).get("best_model") or {}
+    return state.get("best_metric_epoch")
 
 
 def main() -> None:
@@ -65,8 +83,8 @@ def main() -> None:
         ),
         "",
     ]
-    summary = ["| stage | run | epochs | min accuracy (epoch >= 3) | largest drop between epochs | final AUC |",
-               "|---|---|---|---|---|---|"]  # fmt: skip
+    summary = ["| stage | run | epochs | full lambda from epoch | min accuracy from then on | min accuracy (epoch >= 3) "
+               "| largest drop between epochs | model.pt epoch | final AUC |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for spec in args.stages:
         stage, _, only = spec.partition("=")
         prefixes = tuple(only.split(",")) if only else tuple(args.runs)
@@ -81,10 +99,13 @@ def main() -> None:
                       "| accuracy | " + " | ".join(f"{acc[e]:.2f}" for e in epochs) + " |",
                       "| AUC | " + " | ".join(f"{auc.get(e, float('nan')):.3f}" for e in epochs) + " |",
                       "| threshold | " + " | ".join(f"{thr.get(e, float('nan')):.2f}" for e in epochs) + " |", ""]  # fmt: skip
-            late = [acc[e] for e in epochs if e >= 3]
+            settled = int(curves[name]["settled"][0])
+            late, full = [acc[e] for e in epochs if e >= 3], [acc[e] for e in epochs if e >= settled]
             drops = [acc[a] - acc[b] for a, b in itertools.pairwise(epochs)]
+            chosen = selected_epoch(Path(args.work) / stage / "runs" / name)
             summary.append(
-                f"| {stage} | {name} | {len(epochs)} | {min(late):.2f} | {max([0.0, *drops]):.2f} | "
+                f"| {stage} | {name} | {len(epochs)} | {settled} | {min(full, default=float('nan')):.2f} | "
+                f"{min(late, default=float('nan')):.2f} | {max([0.0, *drops]):.2f} | {chosen if chosen is not None else '-'} | "
                 f"{auc.get(epochs[-1], float('nan')):.3f} |"
             )
     text = "\n".join(lines[:4] + summary + [""] + lines[4:]) + "\n"

@@ -7,14 +7,20 @@ runs as the baseline (:func:`~monai_explain.apps.study.compare.baseline_of`), ea
 - ``shortcut_cost = mean(baseline[reference]) - mean(baseline[shifted])`` over the baseline seeds: what the shortcut
   costs under the shift;
 - ``recovered = setting[shifted] - mean(baseline[shifted])``;
-- ``recovery = recovered / shortcut_cost`` (1 = the whole cost won back; NaN when the cost is not positive);
+- ``recovery = recovered / shortcut_cost`` (1 = the whole cost won back; NaN when the cost is below ``min_cost``,
+  :data:`MIN_SHORTCUT_COST` by default);
 - ``reference_change = setting[reference] - mean(baseline[reference])``: the price paid in distribution;
 - ``recovery_paired``: the same ratio against the lambda = 0 run of the *same* seed only (same initialisation and
-  data order; NaN when that seed has no baseline run or its own cost is not positive).
+  data order; NaN when that seed has no baseline run or its own cost is below ``min_cost``).
 
 Why the pooled baseline comes first: a lambda = 0 seed that happens to learn the lesion anyway has almost no cost,
 and the paired ratio of that seed becomes a ratio of two small noisy numbers (e.g. a cost of 0.045 gives -1.4 for a
 setting 0.065 below it). The pooled cost is what the shortcut costs the unsupervised recipe, whatever the seed.
+
+Why a minimum cost: with about 50 images per class, the standard error of a split's balanced accuracy or AUC is
+several hundredths, so a cost below 0.05 cannot be told from no cost, and a ratio over it is noise (a cost of 0.009
+gave a "recovery" of -32). Such ratios are NaN, counted in a log line; ``shortcut_cost``, ``recovered`` and the
+split values stay in the table.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ from .compare import _label, _versus_baseline
 
 pd, _ = optional_import_extra("pandas", "study")
 
-__all__ = ["recovery_overview", "recovery_summary", "shortcut_recovery"]
+__all__ = ["MIN_SHORTCUT_COST", "recovery_overview", "recovery_summary", "shortcut_recovery"]
+
+#: Smallest lambda = 0 cost (in the metric's units) over which a recovery ratio is computed.
+MIN_SHORTCUT_COST = 0.05
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +49,7 @@ def shortcut_recovery(
     reference_split: str,
     shifted_split: str,
     metrics: Sequence[str] = ("balanced_accuracy", "auc"),
+    min_cost: float = MIN_SHORTCUT_COST,
 ) -> pd.DataFrame:
     """Per (setting, seed, class, metric) recovery of the shortcut cost (definitions in the module docstring).
 
@@ -48,6 +58,7 @@ def shortcut_recovery(
         reference_split: the split that keeps the training correlation.
         shifted_split: the split where it is removed or reversed.
         metrics: per-run metrics to score.
+        min_cost: no ratio (NaN) where the lambda = 0 cost is below this.
 
     Returns:
         ``setting, design, lambda, seed, class, metric, baseline_reference, baseline_shifted, setting_reference,
@@ -74,10 +85,14 @@ def shortcut_recovery(
     out = pd.concat(frames, ignore_index=True)
     out["shortcut_cost"] = out["baseline_reference"] - out["baseline_shifted"]
     out["recovered"] = out["setting_shifted"] - out["baseline_shifted"]
-    out["recovery"] = out["recovered"] / out["shortcut_cost"].where(out["shortcut_cost"] > 0)
+    out["recovery"] = out["recovered"] / out["shortcut_cost"].where(out["shortcut_cost"] >= min_cost)
     out["reference_change"] = out["setting_reference"] - out["baseline_reference"]
     paired_cost = out["paired_reference"] - out["paired_shifted"]
-    out["recovery_paired"] = (out["setting_shifted"] - out["paired_shifted"]) / paired_cost.where(paired_cost > 0)
+    out["recovery_paired"] = (out["setting_shifted"] - out["paired_shifted"]) / paired_cost.where(paired_cost >= min_cost)
+    small = out[out["shortcut_cost"] < min_cost].drop_duplicates(["class", "metric"])
+    for cls, metric, cost in zip(small["class"], small["metric"], small["shortcut_cost"]):
+        logger.info(f"recovery: no ratio for {cls} {metric}: the lambda = 0 cost {cost:.3f} is below {min_cost} "
+                    "(the cost and the split values are kept).")  # fmt: skip
     cols = ["setting", "design", "lambda", "seed", "class", "metric", "baseline_reference", "baseline_shifted",
             "setting_reference", "setting_shifted", "shortcut_cost", "recovered", "recovery", "reference_change",
             "recovery_paired"]  # fmt: skip

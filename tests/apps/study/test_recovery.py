@@ -64,6 +64,21 @@ def test_recovery_warns_without_same_seed_baseline_and_is_nan_without_a_cost(cap
     assert shortcut_recovery(runs, "test", "external").empty
 
 
+def test_no_ratio_over_a_cost_too_small_to_measure(caplog):
+    """A pooled cost of 0.03 (below MIN_SHORTCUT_COST) gives NaN, logged, with the cost and values kept."""
+    runs = _runs()
+    base_shifted = (runs["design"] == "none") & (runs["split"] == "test_shifted")
+    runs.loc[base_shifted & (runs["metric"] == "auc"), "value"] = [0.94, 0.94]  # pooled AUC cost 0.97 - 0.94
+    with caplog.at_level("INFO", logger="monai_explain.apps.study.recovery"):
+        per_seed = shortcut_recovery(runs, "test", "test_shifted")
+    auc, bacc = (per_seed[per_seed["metric"] == m] for m in ("auc", "balanced_accuracy"))
+    assert auc["recovery"].isna().all() and auc["recovery_paired"].isna().all()
+    assert auc["shortcut_cost"].to_numpy() == pytest.approx([0.03] * 3) and not auc["recovered"].isna().any()
+    assert not bacc["recovery"].isna().any(), "the balanced-accuracy cost (0.375) is kept"
+    assert "no ratio for Nodule/Mass auc: the lambda = 0 cost 0.030 is below 0.05" in caplog.text
+    assert not shortcut_recovery(runs, "test", "test_shifted", min_cost=0.01)["recovery"].isna().any()
+
+
 def test_recovery_overview_puts_the_acceptance_quantities_side_by_side():
     from monai_explain.apps.study.recovery import recovery_overview
 
