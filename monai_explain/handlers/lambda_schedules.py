@@ -235,4 +235,4 @@ def first_settled_epoch(spec: Any, epoch_length: int | None = None) -> int:
         if not epoch_length or int(epoch_length) < 1:
             raise ValueError(f"an iteration-based lambda schedule needs epoch_length >= 1, got {epoch_length!r}.")
         steps = steps / int(epoch_length)
-    return int(math.ceil(steps)) + 1
+    return math.ceil(steps) + 1

@@ -79,7 +79,7 @@ def test_best_model_written_when_better_nan_never_best(tmp_path):
 def test_selection_starts_at_from_epoch(tmp_path, caplog):
     """A warm-up epoch scoring 1.0 (the shortcut still works on the validation split) is never the best model."""
     with caplog.at_level("INFO", logger="monai_explain.handlers.checkpointing"):
-        written, saver, engine = _saved_epochs(tmp_path, [0.9, 1.0, 0.7, 0.95, 0.99, 0.98], from_epoch=4)
+        written, saver, _ = _saved_epochs(tmp_path, [0.9, 1.0, 0.7, 0.95, 0.99, 0.98], from_epoch=4)
     assert written == [4, 5] and saver.state_dict() == {"best_metric": 0.99, "best_metric_epoch": 5}
     assert "epoch 2: not eligible as the best model (model selection starts at epoch 4)" in caplog.text
     with pytest.raises(ValueError, match="from_epoch"):

@@ -83,8 +83,9 @@ def main() -> None:
         ),
         "",
     ]
-    summary = ["| stage | run | epochs | full lambda from epoch | min accuracy from then on | min accuracy (epoch >= 3) "
-               "| largest drop between epochs | model.pt epoch | final AUC |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    header = ("| stage | run | epochs | full lambda from epoch | min accuracy from then on | min accuracy (epoch >= 3) "
+              "| largest drop between epochs | model.pt epoch | final AUC |")  # fmt: skip
+    summary = [header, "|" + "---|" * 9]
     for spec in args.stages:
         stage, _, only = spec.partition("=")
         prefixes = tuple(only.split(",")) if only else tuple(args.runs)

@@ -88,7 +88,9 @@ def shortcut_recovery(
     out["recovery"] = out["recovered"] / out["shortcut_cost"].where(out["shortcut_cost"] >= min_cost)
     out["reference_change"] = out["setting_reference"] - out["baseline_reference"]
     paired_cost = out["paired_reference"] - out["paired_shifted"]
-    out["recovery_paired"] = (out["setting_shifted"] - out["paired_shifted"]) / paired_cost.where(paired_cost >= min_cost)
+    out["recovery_paired"] = (out["setting_shifted"] - out["paired_shifted"]) / paired_cost.where(
+        paired_cost >= min_cost
+    )
     small = out[out["shortcut_cost"] < min_cost].drop_duplicates(["class", "metric"])
     for cls, metric, cost in zip(small["class"], small["metric"], small["shortcut_cost"]):
         logger.info(f"recovery: no ratio for {cls} {metric}: the lambda = 0 cost {cost:.3f} is below {min_cost} "
