@@ -34,6 +34,19 @@ def _mlflow_runs(bundle_root: Path, experiment: str = "cxr_expl"):
     return client, client.search_runs([exp.experiment_id]) if exp else []
 
 
+def test_model_selection_starts_once_lambda_is_at_full_strength(tmp_path, tiny_dataset, no_tracking_env):
+    """With a 1-epoch warm-up, epoch 1 (lambda still rising) is never model.pt, whatever its validation AUC."""
+    wf = _workflow(tmp_path, tiny_dataset, epochs=2, **{"lambda_schedule#warmup": "1", "log_model": False})
+    wf.initialize()
+    assert wf.parser.get_parsed_content("select_from_epoch") == 2
+    wf.run()
+    wf.finalize()
+    state = torch.load(next((tmp_path / "models").glob("last_checkpoint_epoch=2.pt")), weights_only=True)
+    assert state["best_model"]["best_metric_epoch"] == 2
+    _, runs = _mlflow_runs(tmp_path)
+    assert runs[0].data.params["select_from_epoch"] == "2"
+
+
 def test_train_config_properties_outputs_and_mlflow(tmp_path, tiny_dataset, no_tracking_env):
     wf = _workflow(tmp_path, tiny_dataset, epochs=1, **{"lambda": 0.5})
     wf.initialize()
@@ -59,6 +72,7 @@ def test_train_config_properties_outputs_and_mlflow(tmp_path, tiny_dataset, no_t
     params = run.data.params
     assert params["design"] == "dice" and params["lambda"] == "0.5" and params["saliency"] == "cam"
     assert params["seed"] == "0" and "class_layers.relu" in params["saliency_kwargs"]
+    assert params["select_from_epoch"] == "1", "the 4-epoch warm-up is longer than the run: its last epoch is eligible"
     for key in ("val_auc", "val_accuracy", "val_saliency_precision", "val_saliency_coverage", "val_chance_level"):
         assert key in run.data.metrics, key
     assert run.data.metrics["val_threshold"] == pytest.approx(float(best["threshold"]["threshold"]), abs=1e-6)
