@@ -247,7 +247,11 @@ for setting in (base, best):
 #    more on both with every seed above the 60% floor, the in-distribution AUC unchanged and saliency precision
 #    far above chance. `full_cam_dice_warmup1` is the same recipe with lambda reaching full strength after one
 #    epoch instead of four: similar on average; each recipe has one of five seeds whose validation accuracy dips
-#    for an epoch or two (`results/validation_curves.md`; with one epoch it is the default seed). Input-gradient
+#    for an epoch or two (`results/validation_curves.md`; with one epoch it is the default seed). With four, the
+#    dip falls inside the warm-up, and model selection starts at the first epoch at full lambda (`select_from_epoch`),
+#    so it is never the saved model; before that rule, the first epoch whose validation AUC reached 1.0 was kept,
+#    which for seed 4 was epoch 2, half-way through the warm-up: the in-distribution validation split cannot see the
+#    shortcut, so it cannot tell a half-supervised model from a supervised one. Input-gradient
 #    dice at lambda 1, the best of the reduced set, does not carry over. The routing check shows the lesion-box
 #    cells of the supervised runs no longer drawing on the marker at this size.
 # 4. **`robustness_*`: other shortcuts.** The default recipe (3 seeds each) on an edge ruler, a burned-in text tag,
