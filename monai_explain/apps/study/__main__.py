@@ -24,13 +24,6 @@ from .sweep import run_sweep
 from .table import pd, validate_per_image
 
 
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monai_explain.apps.study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         if "=" not in item:
             parser.error(f"--set takes ID=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        overrides[key] = _value(value)
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     if args.command == "plan":
         print(f"results: {run_plan(args.plan, args.work, args.results, args.only, overrides, args.workers, command)}")
         return 0

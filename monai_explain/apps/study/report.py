@@ -54,16 +54,12 @@ def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells.to_numpy().tolist()])
 
 
-def _ci(r: pd.Series, mean: str = "mean") -> str:
-    if pd.isna(r[mean]):
-        return "n/a"
-    return f"{r[mean]:.3f}" if pd.isna(r["ci_low"]) else f"{r[mean]:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-
-
 def _headline(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """One row per setting, split and class; one column per headline metric (mean [CI])."""
     s = summary[summary["metric"].isin(metrics)].dropna(subset=["mean"])
-    s = s.assign(cell=s.apply(_ci, axis=1))
+    cells = [f"{m:.3f}" if pd.isna(low) else f"{m:.3f} [{low:.3f}, {high:.3f}]"
+             for m, low, high in zip(s["mean"], s["ci_low"], s["ci_high"])]  # fmt: skip
+    s = s.assign(cell=cells)
     wide = s.pivot_table(index=["split", "class", "setting"], columns="metric", values="cell", aggfunc="first")
     return wide[[m for m in metrics if m in wide.columns]].reset_index()
 

@@ -58,9 +58,8 @@ def validate_per_image(df: pd.DataFrame, source: str = "per-image table") -> pd.
     for c in ("label", "decision", "correct"):
         bad = ~df[c].isin([0, 1])
         if bad.any():
-            raise ValueError(
-                f"{source}, row {int(np.flatnonzero(bad)[0])}: {c!r} must be 0 or 1, got {df[c][bad].iloc[0]}."
-            )
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{source}, row {row}: {c!r} must be 0 or 1, got {df[c].iloc[row]}.")
     if (df["lambda"] < 0).any():
         raise ValueError(f"{source}: lambda must be >= 0, got {sorted(df['lambda'][df['lambda'] < 0].unique())}.")
     df["seed"] = df["seed"].astype(int)
