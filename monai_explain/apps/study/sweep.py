@@ -309,9 +309,8 @@ def provenance(
             commit += "+dirty"
     total = sum(float(r.get("seconds") or 0.0) for r in records)
     if command is None:
-        command = (
-            shlex.join(["python", "-m", "monai_explain.apps.study", *sys.argv[1:]]) if sys.argv[1:] else "run_sweep()"
-        )
+        argv = sys.argv[1:]
+        command = shlex.join(["python", "-m", "monai_explain.apps.study", *argv]) if argv else "run_sweep()"
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return (f"Commit `{commit}`; command `{command}`; {len(records)} runs, {total / 60:.1f} min of run time in all, "
             f"this invocation {wall_s / 60:.1f} min; written {when}.")  # fmt: skip

@@ -3,10 +3,8 @@
 Each run's evaluation writes the per-image table of the results contract
 (:data:`monai_explain.handlers.PER_IMAGE_FILE`, columns :data:`monai_explain.handlers.PER_IMAGE_COLUMNS` then
 the per-image metrics). The study stacks them with the run's setting in front: ``design, lambda, seed, id, split,
-class, label, probability, threshold, decision, correct, <metrics...>``, one row per run, image and class. With
-several classes, ``class == "macro"`` rows (the mean over the classes of each image) are added by
-:func:`add_macro`. Per-run metrics (:func:`run_metrics`) are a second long table: ``design, lambda, seed, split,
-class, metric, value``.
+class, label, probability, threshold, decision, correct, <metrics...>``, one row per run, image and class (and
+``macro`` rows: :func:`add_macro`). Per-run metrics (:func:`run_metrics`) are a second long table.
 """
 
 from __future__ import annotations
