@@ -25,6 +25,8 @@ from .table import MACRO, metric_columns, pd
 
 __all__ = ["baseline_of", "compare_per_image", "compare_seeds", "dominance_counts", "pareto", "settings", "summarize"]
 
+_FAMILY = ["test", "split", "class", "metric"]
+
 
 def settings(df: pd.DataFrame) -> list[tuple[str, float]]:
     """The supervised settings ``(design, lambda > 0)`` of a table, sorted."""
@@ -54,9 +56,7 @@ def _with_holm(rows: list[dict]) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    out["p_holm"] = out.groupby(["test", "split", "class", "metric"], dropna=False)["p_value"].transform(
-        lambda p: holm(p.to_numpy())
-    )
+    out["p_holm"] = out.groupby(_FAMILY, dropna=False)["p_value"].transform(lambda p: holm(p.to_numpy()))
     return out
 
 
