@@ -2,10 +2,8 @@
 
 The study reads only the per-image results table each evaluation writes (the contract of
 :class:`monai_explain.handlers.PerImageResultsWriter`) and the bundle contract
-(:data:`~monai_explain.apps.study.sweep.BUNDLE_CONTRACT`, overridable in ``metadata.json``).
-``pip install monai-explain[study]``. Command line: ``python -m monai_explain.apps.study sweep ...`` (runs the
-bundle), ``python -m monai_explain.apps.study plan PLAN.json --results DIR`` (several sweeps, one results folder) or
-``python -m monai_explain.apps.study report --table study.csv ...`` (an existing table).
+(:data:`~monai_explain.apps.study.sweep.BUNDLE_CONTRACT`, overridable in ``metadata.json``). ``pip install
+monai-explain[study]``. Command line (``sweep``, ``plan``, ``report``): :mod:`monai_explain.apps.study.__main__`.
 """
 
 from __future__ import annotations

@@ -24,13 +24,6 @@ from .sweep import run_sweep
 from .table import pd, validate_per_image
 
 
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monai_explain.apps.study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -39,17 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument(
         "--designs",
         nargs="+",
-        default=None,
         help="loss designs or labels of --settings (default: every label of --settings, else energy outside dice)",
     )
-    sweep.add_argument(
-        "--settings", default=None, help="JSON file {label: {config_id: value}}: named settings usable in --designs"
-    )
+    sweep.add_argument("--settings", help="JSON file {label: {config_id: value}}: named settings usable in --designs")
     sweep.add_argument("--no_gallery", action="store_true", help="skip the saliency gallery of the report")
     sweep.add_argument("--workers", type=int, default=1, help="runs trained at a time, one process each")
     sweep.add_argument("--lambdas", nargs="+", type=float, default=[0.0, 0.1, 0.3, 1.0, 3.0])
     sweep.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    sweep.add_argument("--splits", nargs="+", default=None, help="splits to evaluate (default: the bundle contract's)")
+    sweep.add_argument("--splits", nargs="+", help="splits to evaluate (default: the bundle contract's)")
     sweep.add_argument("--out", default="reports/sweep", help="output folder (runs, mlruns.db, report)")
     sweep.add_argument("--set", nargs="*", default=[], metavar="ID=VALUE", help="bundle config overrides (JSON values)")
     sweep.add_argument("--n_resamples", type=int, default=10000, help="bootstrap resamples")
@@ -60,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument(
         "--recovery_splits",
         nargs=2,
-        default=None,
         metavar=("REFERENCE", "SHIFTED"),
         help="splits of the shortcut recovery tables (e.g. test test_shifted)",
     )
@@ -68,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("plan", help="plan JSON file (see monai_explain.apps.study.plan)")
     plan.add_argument("--work", default="reports/study", help="folder of the runs (resumable)")
     plan.add_argument("--results", required=True, help="results folder (RESULTS.md, headline.md, one folder a stage)")
-    plan.add_argument("--only", nargs="+", default=None, help="run only these stages")
-    plan.add_argument("--workers", type=int, default=None, help="runs trained at a time (default: the plan's)")
+    plan.add_argument("--only", nargs="+", help="run only these stages")
+    plan.add_argument("--workers", type=int, help="runs trained at a time (default: the plan's)")
     plan.add_argument("--set", nargs="*", default=[], metavar="ID=VALUE", help="overrides added to every stage")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "-m", "monai_explain.apps.study", *(sys.argv[1:] if argv is None else argv)])
@@ -84,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         if "=" not in item:
             parser.error(f"--set takes ID=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        overrides[key] = _value(value)
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     if args.command == "plan":
         print(f"results: {run_plan(args.plan, args.work, args.results, args.only, overrides, args.workers, command)}")
         return 0

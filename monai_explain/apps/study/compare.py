@@ -20,12 +20,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from monai_explain.utils.extras import optional_import_extra
-
 from .stats import holm, paired_test, seed_test, t_interval
-from .table import MACRO, metric_columns
-
-pd, _ = optional_import_extra("pandas", "study")
+from .table import MACRO, metric_columns, pd
 
 __all__ = ["baseline_of", "compare_per_image", "compare_seeds", "dominance_counts", "pareto", "settings", "summarize"]
 
@@ -110,19 +106,13 @@ def compare_per_image(
                              "seed": None, "n_unmatched": int(unmatched.get((split, cls), 0)), **res})  # fmt: skip
         if "correct" not in metrics:
             continue
-        for s, run in mine.groupby("seed"):
-            b = base[base["seed"] == s]
-            if b.empty:
-                continue
-            joined = b.set_index(keys)[["correct"]].merge(
-                run.set_index(keys)[["correct"]], left_index=True, right_index=True, suffixes=("", "_s")
-            )
-            for (split, cls), g in joined.groupby(level=["split", "class"]):
-                if cls == MACRO:  # a mean over classes is not a binary outcome
-                    continue
-                res = paired_test(g["correct"], g["correct_s"], "mcnemar_exact", confidence, n_resamples, seed)
-                rows.append({**context, "baseline": _label(b["design"].iloc[0], 0), "split": split, "class": cls,
-                             "metric": "correct", "test": "mcnemar_exact", "seed": int(s), **res})  # fmt: skip
+        on = ["seed", *keys]
+        joined = base[on + ["design", "correct"]].merge(mine[on + ["correct"]], on=on, suffixes=("", "_s"))
+        joined = joined[joined["class"] != MACRO]  # a mean over classes is not a binary outcome
+        for (s, split, cls), g in joined.groupby(["seed", "split", "class"]):
+            res = paired_test(g["correct"], g["correct_s"], "mcnemar_exact", confidence, n_resamples, seed)
+            rows.append({**context, "baseline": _label(g["design"].iloc[0], 0), "split": split, "class": cls,
+                         "metric": "correct", "test": "mcnemar_exact", "seed": int(s), **res})  # fmt: skip
     return _with_holm(rows)
 
 
@@ -174,7 +164,5 @@ def pareto(summary: pd.DataFrame, x: tuple[str, str, str], y: tuple[str, str, st
     out = pd.concat(cols, axis=1).reset_index()
     out["n_dominating"] = dominance_counts(out["x"], out["y"])
     out["on_front"] = out["n_dominating"] == 0
-    order = out.assign(_bad=out["n_dominating"] < 0).sort_values(
-        ["_bad", "n_dominating", "x"], ascending=[True, True, False]
-    )
-    return order.drop(columns="_bad").reset_index(drop=True)
+    order = out.assign(_rank=out["n_dominating"].where(out["n_dominating"] >= 0, len(out)))
+    return order.sort_values(["_rank", "x"], ascending=[True, False]).drop(columns="_rank").reset_index(drop=True)

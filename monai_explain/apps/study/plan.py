@@ -44,7 +44,6 @@ HEADLINE_FILE = "headline.md"
 _STAGE_KEYS = {"name", "bundle", "settings", "designs", "lambdas", "seeds", "set", "splits", "n_resamples", "gallery",
                "workers", "work"}  # fmt: skip
 _REQUIRED = ("name", "bundle", "lambdas", "seeds")
-_NOT_COPIED = {"per_image.csv"}
 
 
 def load_plan(path: str | os.PathLike) -> dict[str, Any]:
@@ -77,12 +76,6 @@ def load_plan(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: headline {plan['headline']!r} is not a stage name {names}.")
     plan["path"] = str(path)
     return plan
-
-
-def _copy_report(report: Path, dest: Path) -> None:
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(report, dest, ignore=shutil.ignore_patterns(*_NOT_COPIED))
 
 
 def _provenance_of(summary_md: Path) -> str:
@@ -141,7 +134,9 @@ def run_plan(
             gallery=st.get("gallery", False), settings=named, workers=workers or st.get("workers", 1), command=command,
             outputs=results,
         )  # fmt: skip
-        _copy_report(summary.parent, results / st["name"])
+        if (results / st["name"]).exists():
+            shutil.rmtree(results / st["name"])
+        shutil.copytree(summary.parent, results / st["name"], ignore=shutil.ignore_patterns("per_image.csv"))
         logger.info(f"stage {st['name']}: {time.perf_counter() - t0:.0f} s")
         if st["name"] == plan.get("headline"):
             # one heading level down, as in RESULTS.md: the README quotes it inside its study section

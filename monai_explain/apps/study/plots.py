@@ -13,7 +13,7 @@ import numpy as np
 from monai_explain.handlers.overlay import DENSITY_VMAX, OVERLAY_CMAP, overlay_colormap, saliency_density
 from monai_explain.utils.extras import optional_import_extra
 
-pd, _ = optional_import_extra("pandas", "study")
+from .table import pd
 
 __all__ = ["plot_paired_differences", "plot_pareto", "plot_saliency_gallery", "plot_tradeoff"]
 
@@ -208,13 +208,8 @@ def plot_saliency_gallery(
     if image_titles is not None and len(image_titles) != n:
         raise ValueError(f"{len(image_titles)} image titles for {n} images.")
     plt = _pyplot()
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-    from matplotlib.lines import Line2D
-
-    cmap, norm = overlay_colormap(OVERLAY_CMAP, 1.0 - alpha / 2), Normalize(0.0, DENSITY_VMAX)
-    rows = len(maps)
-    fig, axes = plt.subplots(rows, n, figsize=(panel_size * n + 1.6, panel_size * rows + 0.6), squeeze=False)
+    cmap, norm = overlay_colormap(OVERLAY_CMAP, 1.0 - alpha / 2), plt.Normalize(0.0, DENSITY_VMAX)
+    fig, axes = plt.subplots(len(maps), n, figsize=(panel_size * n + 1.6, panel_size * len(maps) + 0.6), squeeze=False)
     for i, (name, a) in enumerate(maps.items()):
         for j in range(n):
             ax = axes[i][j]
@@ -228,17 +223,16 @@ def plot_saliency_gallery(
                 mv = _view2d(m[j])
                 if mv.max() > 0 and mv.min() < mv.max():
                     ax.contour(mv, levels=[0.5], colors="lime", linewidths=1.0)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
             if i == 0 and image_titles is not None:
                 ax.set_title(str(image_titles[j]), fontsize=8)
             if j == 0:
                 ax.set_ylabel(name, fontsize=8)
     fig.tight_layout(rect=(0.0, 0.0, 0.9, 0.93))
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, extend="max", shrink=0.9, pad=0.02)
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, extend="max", shrink=0.9, pad=0.02)
     bar.set_label("saliency density (x image average)", fontsize=8)
     if m is not None:
-        fig.legend(handles=[Line2D([], [], color="lime", linewidth=1.5, label="annotation")], loc="upper right",
+        fig.legend(handles=[plt.Line2D([], [], color="lime", linewidth=1.5, label="annotation")], loc="upper right",
                    fontsize=8, frameon=False)  # fmt: skip
     fig.suptitle("Saliency of the annotated class, same images in every row", fontsize=9)
     return _save(fig, path, dpi=80)

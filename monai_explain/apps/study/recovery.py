@@ -30,11 +30,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from monai_explain.utils.extras import optional_import_extra
-
 from .compare import _label, _versus_baseline
-
-pd, _ = optional_import_extra("pandas", "study")
+from .table import pd
 
 __all__ = ["MIN_SHORTCUT_COST", "recovery_overview", "recovery_summary", "shortcut_recovery"]
 
@@ -88,9 +85,8 @@ def shortcut_recovery(
     out["recovery"] = out["recovered"] / out["shortcut_cost"].where(out["shortcut_cost"] >= min_cost)
     out["reference_change"] = out["setting_reference"] - out["baseline_reference"]
     paired_cost = out["paired_reference"] - out["paired_shifted"]
-    out["recovery_paired"] = (out["setting_shifted"] - out["paired_shifted"]) / paired_cost.where(
-        paired_cost >= min_cost
-    )
+    paired_recovered = out["setting_shifted"] - out["paired_shifted"]
+    out["recovery_paired"] = paired_recovered / paired_cost.where(paired_cost >= min_cost)
     small = out[out["shortcut_cost"] < min_cost].drop_duplicates(["class", "metric"])
     for cls, metric, cost in zip(small["class"], small["metric"], small["shortcut_cost"]):
         logger.info(f"recovery: no ratio for {cls} {metric}: the lambda = 0 cost {cost:.3f} is below {min_cost} "

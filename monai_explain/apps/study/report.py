@@ -21,14 +21,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_explain.utils.extras import optional_import_extra
-
 from .compare import compare_per_image, compare_seeds, pareto, summarize
 from .plots import plot_paired_differences, plot_pareto, plot_tradeoff
 from .recovery import recovery_overview, recovery_summary, shortcut_recovery
-from .table import MACRO, add_macro, run_metrics
-
-pd, _ = optional_import_extra("pandas", "study")
+from .table import MACRO, add_macro, pd, run_metrics
 
 __all__ = ["HEADLINE_METRICS", "markdown_table", "write_report"]
 
@@ -44,32 +40,26 @@ def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
     """A DataFrame as a Markdown table (numbers rounded, counts as integers, p-values (``p_*``) to 2 significant
     digits, NaN as ``n/a``), without ``tabulate``."""
 
-    def cell(v: object, count: bool, p_value: bool) -> str:
+    def cell(v: object, column: str) -> str:
         if pd.isna(v):
             return "n/a"
-        if p_value and isinstance(v, float):
+        if column.startswith("p_") and isinstance(v, float):
             return f"{v:.2g}"
-        return f"{v:.0f}" if count else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+        if column == "seed" or column.startswith("n_"):
+            return f"{v:.0f}"
+        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
-    cells = df.apply(
-        lambda col: col.map(
-            lambda v: cell(v, col.name == "seed" or str(col.name).startswith("n_"), str(col.name).startswith("p_"))
-        )
-    )
+    cells = df.apply(lambda col: col.map(lambda v: cell(v, str(col.name))))
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells.to_numpy().tolist()])
-
-
-def _ci(r: pd.Series, mean: str = "mean") -> str:
-    if pd.isna(r[mean]):
-        return "n/a"
-    return f"{r[mean]:.3f}" if pd.isna(r["ci_low"]) else f"{r[mean]:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
 
 def _headline(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """One row per setting, split and class; one column per headline metric (mean [CI])."""
     s = summary[summary["metric"].isin(metrics)].dropna(subset=["mean"])
-    s = s.assign(cell=s.apply(_ci, axis=1))
+    cells = [f"{m:.3f}" if pd.isna(low) else f"{m:.3f} [{low:.3f}, {high:.3f}]"
+             for m, low, high in zip(s["mean"], s["ci_low"], s["ci_high"])]  # fmt: skip
+    s = s.assign(cell=cells)
     wide = s.pivot_table(index=["split", "class", "setting"], columns="metric", values="cell", aggfunc="first")
     return wide[[m for m in metrics if m in wide.columns]].reset_index()
 
@@ -128,9 +118,8 @@ def write_report(
             plot_tradeoff(g, out / f"tradeoff_{sp}_{m}.png", m, f"{sp} {c}: {m} vs lambda")
     if not stats.empty and (stats["test"] == "wilcoxon").any():
         forest = stats[(stats["test"] == "wilcoxon") & (stats["class"] == cls)]
-        plot_paired_differences(
-            forest.assign(metric=forest["split"] + " " + forest["metric"]), out / "paired_differences.png"
-        )
+        forest = forest.assign(metric=forest["split"] + " " + forest["metric"])
+        plot_paired_differences(forest, out / "paired_differences.png")
 
     level = f"{confidence:.0%}"
     n_runs = df[["design", "lambda", "seed"]].drop_duplicates().shape[0]

@@ -1,17 +1,6 @@
-"""Statistics of a study (scipy.stats): paired per-image tests, bootstrap CI, effect sizes, seed CIs, Holm.
-
-Differences are always ``setting - baseline``.
-
-- :func:`paired_test` on per-image values of the same images: Wilcoxon signed-rank (:func:`scipy.stats.wilcoxon`;
-  p = 1 when every difference is zero) or, for 0/1 outcomes, the exact McNemar test (two-sided binomial test of
-  the discordant pairs, :func:`scipy.stats.binomtest`); a percentile bootstrap CI of the mean difference over
-  images (:func:`scipy.stats.bootstrap`, seeded); the matched-pairs rank-biserial correlation
-  ``(R+ - R-) / (R+ + R-)`` and Cohen's ``d_z = mean(d) / sd(d)``. Pairs with NaN on either side are dropped and
-  counted.
-- :func:`seed_test` on per-run values: Welch's t-test, or a paired t-test matching runs by seed, with the CI of the
-  difference (:func:`scipy.stats.ttest_ind` / :func:`scipy.stats.ttest_rel`).
-- :func:`t_interval`: mean, SD and t-based CI over seeds.
-- :func:`holm`: Holm's step-down adjusted p-values (scipy has only Benjamini-Hochberg).
+"""Statistics of a study (scipy.stats): paired per-image tests (:func:`paired_test`), tests over seeds
+(:func:`seed_test`), t-based CIs over seeds (:func:`t_interval`) and Holm's step-down adjusted p-values
+(:func:`holm`; scipy has only Benjamini-Hochberg). Differences are always ``setting - baseline``.
 """
 
 from __future__ import annotations
@@ -28,8 +17,6 @@ from monai_explain.utils.extras import optional_import_extra
 sps, _ = optional_import_extra("scipy.stats", "study")
 
 __all__ = ["cohens_dz", "holm", "paired_test", "rank_biserial", "seed_test", "t_interval"]
-
-_NAN = float("nan")
 
 
 def holm(p_values: Any) -> np.ndarray:
@@ -50,7 +37,7 @@ def holm(p_values: Any) -> np.ndarray:
 
 
 def rank_biserial(d: Any) -> float:
-    """Matched-pairs rank-biserial correlation of differences (zeros and NaN dropped).
+    """Matched-pairs rank-biserial correlation ``(R+ - R-) / (R+ + R-)`` of differences (zeros and NaN dropped).
 
     Example:
         >>> round(rank_biserial([1.0, -2.0, 3.0, 0.0]), 6)  # ranks 1, 2, 3: (4 - 2) / 6
@@ -59,7 +46,7 @@ def rank_biserial(d: Any) -> float:
     d = np.asarray(d, dtype=float)
     d = d[~np.isnan(d) & (d != 0)]
     if d.size == 0:
-        return _NAN
+        return np.nan
     r = sps.rankdata(np.abs(d))
     return float((r[d > 0].sum() - r[d < 0].sum()) / r.sum())
 
@@ -69,7 +56,7 @@ def cohens_dz(d: Any) -> float:
     d = np.asarray(d, dtype=float)
     d = d[~np.isnan(d)]
     sd = float(np.std(d, ddof=1)) if d.size > 1 else 0.0
-    return float(np.mean(d)) / sd if sd > 0 else _NAN
+    return float(np.mean(d)) / sd if sd > 0 else np.nan
 
 
 def paired_test(
@@ -80,15 +67,15 @@ def paired_test(
     n_resamples: int = 10000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Test, bootstrap CI and effect sizes of paired per-image values.
+    """Test of paired per-image values (Wilcoxon signed-rank, p = 1 when every difference is zero; or exact McNemar for
+    0/1 values, a two-sided binomial test of the discordant pairs), seeded percentile bootstrap CI of the mean
+    difference, :func:`rank_biserial` and :func:`cohens_dz`. Pairs with NaN on either side are dropped and counted.
 
     Args:
         baseline: per-image values of the baseline (NaN = missing).
         setting: per-image values of the setting, same images in the same order.
         test: ``"wilcoxon"`` or ``"mcnemar_exact"`` (0/1 values).
-        confidence: bootstrap CI level.
-        n_resamples: bootstrap resamples.
-        seed: bootstrap seed.
+        confidence: bootstrap CI level. n_resamples: bootstrap resamples. seed: bootstrap seed.
 
     Returns:
         ``n_pairs, n_nan_dropped, n_zero_diff, baseline_mean, setting_mean, mean_diff, ci_low, ci_high,
@@ -107,9 +94,9 @@ def paired_test(
     d = y - x
     out: dict[str, Any] = {
         "n_pairs": int(d.size), "n_nan_dropped": int((~keep).sum()), "n_zero_diff": int((d == 0).sum()),
-        "baseline_mean": x.mean() if d.size else _NAN, "setting_mean": y.mean() if d.size else _NAN,
-        "mean_diff": d.mean() if d.size else _NAN, "ci_low": _NAN, "ci_high": _NAN,
-        "rank_biserial": rank_biserial(d), "cohens_dz": cohens_dz(d), "statistic": _NAN, "p_value": _NAN,
+        "baseline_mean": x.mean() if d.size else np.nan, "setting_mean": y.mean() if d.size else np.nan,
+        "mean_diff": d.mean() if d.size else np.nan, "ci_low": np.nan, "ci_high": np.nan,
+        "rank_biserial": rank_biserial(d), "cohens_dz": cohens_dz(d), "statistic": np.nan, "p_value": np.nan,
     }  # fmt: skip
     if d.size >= 2:
         with warnings.catch_warnings():
@@ -121,7 +108,7 @@ def paired_test(
         if not (np.isin(x, (0, 1)).all() and np.isin(y, (0, 1)).all()):
             raise ValueError("mcnemar_exact needs 0/1 values.")
         b, c = int(((x == 1) & (y == 0)).sum()), int(((x == 0) & (y == 1)).sum())
-        p = _NAN if d.size == 0 else 1.0 if b + c == 0 else sps.binomtest(c, b + c, 0.5).pvalue
+        p = np.nan if d.size == 0 else 1.0 if b + c == 0 else sps.binomtest(c, b + c, 0.5).pvalue
         out.update(statistic=float(c), p_value=float(p), n_baseline_only=b, n_setting_only=c)
     elif d.size and (d == 0).all():
         out.update(statistic=0.0, p_value=1.0)
@@ -143,9 +130,9 @@ def t_interval(values: Any, confidence: float = 0.95) -> dict[str, float]:
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
     n = int(v.size)
-    mean = float(v.mean()) if n else _NAN
+    mean = float(v.mean()) if n else np.nan
     if n < 2:
-        return {"n": n, "mean": mean, "std": _NAN, "ci_low": _NAN, "ci_high": _NAN}
+        return {"n": n, "mean": mean, "std": np.nan, "ci_low": np.nan, "ci_high": np.nan}
     sd = float(v.std(ddof=1))
     half = float(sps.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
     return {"n": n, "mean": mean, "std": sd, "ci_low": mean - half, "ci_high": mean + half}
@@ -159,10 +146,11 @@ def seed_test(
     setting_seeds: Sequence[int] | None = None,
     confidence: float = 0.95,
 ) -> dict[str, Any]:
-    """Compare one per-run metric of a setting with the baseline over seeds.
+    """Compare one per-run metric of a setting with the baseline over seeds, with the CI of the difference.
 
-    ``"welch"``: the runs as two independent samples. ``"paired"``: runs matched by seed (only seeds on both
-    sides count; the others are counted in ``n_unmatched``). NaN values are left out.
+    ``"welch"``: Welch's t-test, the runs as two independent samples. ``"paired"``: a paired t-test of the runs
+    matched by seed (only seeds on both sides count; the others are counted in ``n_unmatched``). NaN values are left
+    out.
 
     Returns:
         ``test, n_baseline, n_setting, n_unmatched, baseline_mean, setting_mean, mean_diff, ci_low, ci_high,
@@ -183,9 +171,9 @@ def seed_test(
     x, y = x[~np.isnan(x)], y[~np.isnan(y)]
     out = {
         "test": f"{method}_t" if method == "welch" else "paired_t", "n_baseline": int(x.size),
-        "n_setting": int(y.size), "n_unmatched": n_unmatched, "baseline_mean": x.mean() if x.size else _NAN,
-        "setting_mean": y.mean() if y.size else _NAN, "ci_low": _NAN, "ci_high": _NAN, "statistic": _NAN,
-        "df": _NAN, "p_value": _NAN,
+        "n_setting": int(y.size), "n_unmatched": n_unmatched, "baseline_mean": x.mean() if x.size else np.nan,
+        "setting_mean": y.mean() if y.size else np.nan, "ci_low": np.nan, "ci_high": np.nan, "statistic": np.nan,
+        "df": np.nan, "p_value": np.nan,
     }  # fmt: skip
     out["mean_diff"] = out["setting_mean"] - out["baseline_mean"]
     if x.size >= 2 and y.size >= 2:

@@ -13,10 +13,6 @@ A "design" of the study is either a loss design name (set as the contract's ``de
 setting: a set of config overrides given in ``settings`` (``--settings FILE.json`` on the command line), e.g.
 ``{"gradcam/energy": {"saliency": "gradcam", "saliency_kwargs": {"target_layer": "features.transition2"},
 "loss_design": "energy"}}``; the label is what the report calls the design.
-
-The report's saliency gallery (``gallery.png``) loads two runs' checkpoints through the same contract (ids of the
-evaluation dataset, the network and the saliency method); the maps explain the classes chosen by the one target
-policy (:func:`monai_explain.saliency.saliency_target`, ``"label"``).
 """
 
 from __future__ import annotations
@@ -30,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +41,8 @@ from .plots import plot_saliency_gallery
 from .report import write_report
 from .table import RUN, read_per_image
 
-__all__ = ["BASELINE_DESIGN", "BUNDLE_CONTRACT", "Progress", "bundle_contract", "provenance", "run_setting",
-           "run_sweep", "saliency_gallery", "sweep_settings"]  # fmt: skip
+__all__ = ["BASELINE_DESIGN", "BUNDLE_CONTRACT", "Progress", "bundle_contract", "provenance", "run_sweep",
+           "sweep_settings"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -141,103 +138,144 @@ def prepare_data(bundle: Path, base: Mapping[str, Any], contract: Mapping[str, A
     return {k: v for k, v in base.items() if k.split("#")[0] not in only_prep}
 
 
-def _done(out: Path, setting: SweepSetting) -> bool:
-    """Whether the run has finished (in this or an earlier invocation): its record exists."""
-    return (out / "runs" / setting.name / "run.json").is_file()
+@dataclass
+class _Sweep:
+    """What the runs of one sweep share: the bundle, the output folder, the config overrides of every run (after
+    :func:`prepare_data`), the bundle contract and the named settings (see :func:`run_sweep`)."""
+
+    bundle: Path
+    out: Path
+    base: Mapping[str, Any]
+    contract: Mapping[str, Any]
+    named: Mapping[str, Mapping[str, Any]] | None = None
+
+    def run_dir(self, setting: SweepSetting) -> Path:
+        return self.out / "runs" / setting.name
+
+    def config_files(self, *roles: str) -> list[str]:
+        return [str(self.bundle / "configs" / self.contract[role]) for role in roles]
+
+    def done(self, setting: SweepSetting) -> bool:
+        """Whether the run has finished (in this or an earlier invocation): its record exists."""
+        return (self.run_dir(setting) / "run.json").is_file()
+
+    def overrides(self, setting: SweepSetting, tracking_db: str = "mlruns.db") -> dict[str, Any]:
+        ids, run_dir, label = self.contract["ids"], self.run_dir(setting), setting["design"]
+        if self.named and label in self.named:
+            chosen = dict(self.named[label])
+        else:
+            chosen = {ids["design"]: self.contract["design_when_lambda0"] if label == BASELINE_DESIGN else label}
+        return {**self.base, **chosen, ids["lambda"]: setting["lambda"], ids["seed"]: setting["seed"],
+                ids["ckpt_dir"]: str(run_dir / "models"), ids["output_dir"]: str(run_dir / "eval"),
+                ids["tracking_uri"]: f"sqlite:///{self.out / tracking_db}", ids["run_name"]: setting.name,
+                ids["experiment_name"]: self.base.get(ids["experiment_name"], "sweep")}  # fmt: skip
+
+    def run(self, setting: SweepSetting, tracking_db: str = "mlruns.db") -> dict[str, Any]:
+        """Train and evaluate one run (or read its record): ``{design, lambda, seed, name, per_image: [csv, ...]}``."""
+        run_dir = self.run_dir(setting)
+        record_path = run_dir / "run.json"
+        if record_path.is_file():
+            return json.loads(record_path.read_text())
+        ids, start = self.contract["ids"], time.perf_counter()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        overrides = self.overrides(setting, tracking_db)
+        _workflow(self.config_files("train_config")[0], "train", resume=True, **overrides)
+        tables = []
+        for split in self.contract["splits"]:
+            eval_dir = run_dir / split
+            _workflow(self.config_files("train_config", "evaluate_config"), None,
+                      **{**overrides, ids["split"]: split, ids["eval_dir"]: str(eval_dir)})  # fmt: skip
+            tables.append(str(eval_dir / self.contract["per_image_file"]))
+        seconds = round(time.perf_counter() - start, 1)
+        record = {**setting, "name": setting.name, "per_image": tables, "seconds": seconds}
+        tmp = record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        os.replace(tmp, record_path)  # a record is either complete or absent
+        return record
+
+    def train(self, runs: Sequence[SweepSetting], tracking_db: str = "mlruns.db", prefix: str = "") -> list[dict]:
+        """:meth:`run` for each run in turn, with a progress line (logged and printed) after each."""
+        progress, records = Progress(len(runs)), []
+        for s in runs:
+            done_before, t0 = self.done(s), time.perf_counter()
+            records.append(self.run(s, tracking_db))
+            line = prefix + progress.update(s.name, None if done_before else time.perf_counter() - t0)
+            logger.info(line)
+            print(line, flush=True)
+        return records
+
+    def train_in_workers(self, runs: Sequence[SweepSetting], workers: int) -> None:
+        """Train the unfinished runs in ``workers`` processes (dealt round-robin); raises when a worker fails, naming
+        its runs."""
+        runs = [s for s in runs if not self.done(s)]
+        ctx, threads = mp.get_context("spawn"), max(1, (os.cpu_count() or 1) // workers)
+        procs = []
+        for k in range(workers):
+            if mine := runs[k::workers]:
+                p = ctx.Process(target=_worker, args=(self, k, threads, mine), daemon=False)
+                p.start()
+                procs.append((p, mine))
+        failed = []
+        for p, mine in procs:
+            p.join()
+            if p.exitcode != 0:
+                failed += [s.name for s in mine if not self.done(s)]
+        if failed:
+            raise RuntimeError(f"sweep workers failed; runs not finished: {failed} (rerun the same command to resume).")
+
+    def gallery(self, df: Any, runs: Sequence[SweepSetting], n_images: int = 6) -> Path | None:
+        """``<out>/report/gallery.png``: the maps of the first lambda = 0 run and of the run with the best mean
+        saliency precision on the first split, on its first ``n_images`` annotated images. The checkpoints are loaded
+        through the contract (ids of the evaluation dataset, the network and the saliency method); the maps explain
+        the classes chosen by the one target policy (:func:`monai_explain.saliency.saliency_target`, ``"label"``).
+
+        Returns:
+            The path written, or None when there is no run to show or the split has no annotated image (logged).
+        """
+        ids, split = self.contract["ids"], self.contract["splits"][0]
+        chosen = [s for s in runs if s["lambda"] == 0][:1]
+        if "saliency_precision" in df.columns:
+            sup = df[(df["lambda"] > 0) & (df["split"] == split)].groupby(RUN)["saliency_precision"]
+            if sup.ngroups:
+                chosen += [s for s in runs if (s["design"], s["lambda"], s["seed"]) == sup.mean().idxmax()]
+        if not chosen:
+            return None
+
+        def parser(s: SweepSetting) -> ConfigParser:
+            p = ConfigParser()
+            p.read_config(self.config_files("train_config", "evaluate_config"))
+            p.update({**self.overrides(s), ids["split"]: split})
+            return p
+
+        dataset = parser(chosen[0]).get_parsed_content(ids["dataset"])
+        items = [it for it in (dataset[i] for i in range(len(dataset))) if float(torch.as_tensor(it["mask"]).max()) > 0]
+        items = items[:n_images]
+        if not items:
+            logger.warning(f"no annotated image in split {split!r}: no saliency gallery.")
+            return None
+        images = torch.stack([torch.as_tensor(it["image"]) for it in items]).float()
+        labels = torch.stack([torch.as_tensor(it["label"]).reshape(-1) for it in items]).float()
+        maps = {}
+        for s in chosen:
+            p = parser(s)
+            net = p.get_parsed_content(ids["network"]).cpu()
+            state = torch.load(self.run_dir(s) / "models" / "model.pt", map_location="cpu", weights_only=True)
+            net.load_state_dict(state.get("model", state))  # a bare state dict, or {"model": ..., "threshold": ...}
+            method = p.get_parsed_content(ids["saliency_method"])
+            name = f"{s['design']} lambda={s['lambda']:g} seed {s['seed']}"
+            with eval_mode(net), torch.no_grad():
+                target = saliency_target(labels.squeeze(1) if labels.shape[1] == 1 else labels, net(images))
+            with eval_mode(net), torch.enable_grad():
+                maps[name] = method(images, target)[0].detach().numpy()
+        masks = torch.stack([torch.as_tensor(it["mask"]) for it in items]).numpy()
+        titles = [str(it.get("id", i))[:8] for i, it in enumerate(items)]
+        path = self.out / "report" / "gallery.png"
+        return plot_saliency_gallery(images.numpy(), maps, path, masks=masks, image_titles=titles)
 
 
-def _overrides(
-    setting: SweepSetting,
-    out: Path,
-    base: Mapping[str, Any],
-    contract: Mapping[str, Any],
-    named: Mapping[str, Mapping[str, Any]] | None = None,
-    tracking_db: str = "mlruns.db",
-) -> dict:
-    ids, run_dir, label = contract["ids"], out / "runs" / setting.name, setting["design"]
-    if named and label in named:
-        chosen = dict(named[label])
-    else:
-        chosen = {ids["design"]: contract["design_when_lambda0"] if label == BASELINE_DESIGN else label}
-    return {**base, **chosen, ids["lambda"]: setting["lambda"], ids["seed"]: setting["seed"],
-            ids["ckpt_dir"]: str(run_dir / "models"), ids["output_dir"]: str(run_dir / "eval"),
-            ids["tracking_uri"]: f"sqlite:///{out / tracking_db}", ids["run_name"]: setting.name,
-            ids["experiment_name"]: base.get(ids["experiment_name"], "sweep")}  # fmt: skip
-
-
-def run_setting(
-    bundle: Path,
-    setting: SweepSetting,
-    out: Path,
-    base: Mapping[str, Any],
-    contract: Mapping[str, Any],
-    named: Mapping[str, Mapping[str, Any]] | None = None,
-    tracking_db: str = "mlruns.db",
-) -> dict[str, Any]:
-    """Train and evaluate one run (or read its record): ``{design, lambda, seed, name, per_image: [csv, ...]}``."""
-    run_dir = out / "runs" / setting.name
-    record_path = run_dir / "run.json"
-    if record_path.is_file():
-        return json.loads(record_path.read_text())
-    ids, configs = contract["ids"], bundle / "configs"
-    start = time.perf_counter()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    overrides = _overrides(setting, out, base, contract, named, tracking_db)
-    _workflow(str(configs / contract["train_config"]), "train", resume=True, **overrides)
-    tables = []
-    for split in contract["splits"]:
-        eval_dir = run_dir / split
-        _workflow([str(configs / contract["train_config"]), str(configs / contract["evaluate_config"])], None,
-                  **{**overrides, ids["split"]: split, ids["eval_dir"]: str(eval_dir)})  # fmt: skip
-        tables.append(str(eval_dir / contract["per_image_file"]))
-    record = {**setting, "name": setting.name, "per_image": tables, "seconds": round(time.perf_counter() - start, 1)}
-    tmp = record_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, record_path)  # a record is either complete or absent
-    return record
-
-
-def _train(
-    runs: list[SweepSetting], bundle: Path, out: Path, base: Mapping, contract: Mapping, named: Mapping | None,
-    tracking_db: str = "mlruns.db", prefix: str = "",
-) -> list[dict[str, Any]]:  # fmt: skip
-    """:func:`run_setting` for each run in turn, with a progress line (logged and printed) after each."""
-    progress, records = Progress(len(runs)), []
-    for s in runs:
-        done_before, t0 = _done(out, s), time.perf_counter()
-        records.append(run_setting(bundle, s, out, base, contract, named, tracking_db))
-        line = prefix + progress.update(s.name, None if done_before else time.perf_counter() - t0)
-        logger.info(line)
-        print(line, flush=True)
-    return records
-
-
-def _worker(k: int, threads: int, *args: Any) -> None:
+def _worker(sweep: _Sweep, k: int, threads: int, runs: list[SweepSetting]) -> None:
     torch.set_num_threads(threads)
-    _train(*args, tracking_db=f"mlruns_{k}.db", prefix=f"worker {k}: ")
-
-
-def _run_in_workers(
-    workers: int, runs: list[SweepSetting], bundle: Path, out: Path, base: Mapping, contract: Mapping,
-    named: Mapping | None,
-) -> None:  # fmt: skip
-    """Train the unfinished runs in ``workers`` processes (dealt round-robin); raises when a worker fails, naming its
-    runs."""
-    runs = [s for s in runs if not _done(out, s)]
-    ctx, threads = mp.get_context("spawn"), max(1, (os.cpu_count() or 1) // workers)
-    procs = []
-    for k in range(workers):
-        if mine := runs[k::workers]:
-            p = ctx.Process(target=_worker, args=(k, threads, mine, bundle, out, base, contract, named), daemon=False)
-            p.start()
-            procs.append((p, mine))
-    failed = []
-    for p, mine in procs:
-        p.join()
-        if p.exitcode != 0:
-            failed += [s.name for s in mine if not _done(out, s)]
-    if failed:
-        raise RuntimeError(f"sweep workers failed; runs not finished: {failed} (rerun the same command to resume).")
+    sweep.train(runs, tracking_db=f"mlruns_{k}.db", prefix=f"worker {k}: ")
 
 
 def provenance(
@@ -271,9 +309,8 @@ def provenance(
             commit += "+dirty"
     total = sum(float(r.get("seconds") or 0.0) for r in records)
     if command is None:
-        command = (
-            shlex.join(["python", "-m", "monai_explain.apps.study", *sys.argv[1:]]) if sys.argv[1:] else "run_sweep()"
-        )
+        argv = sys.argv[1:]
+        command = shlex.join(["python", "-m", "monai_explain.apps.study", *argv]) if argv else "run_sweep()"
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return (f"Commit `{commit}`; command `{command}`; {len(records)} runs, {total / 60:.1f} min of run time in all, "
             f"this invocation {wall_s / 60:.1f} min; written {when}.")  # fmt: skip
@@ -314,11 +351,11 @@ def run_sweep(
     if splits:
         contract["splits"] = list(splits)
     base = prepare_data(bundle, {"bundle_root": str(bundle), **(overrides or {})}, contract)
-    runs = sweep_settings(designs, lambdas, seeds)
+    sweep, runs = _Sweep(bundle, out, base, contract, settings), sweep_settings(designs, lambdas, seeds)
     logger.info(f"sweep: {len(runs)} runs x splits {contract['splits']} into {out}")
     if int(workers) > 1:
-        _run_in_workers(int(workers), runs, bundle, out, base, contract, settings)
-    records = _train(runs, bundle, out, base, contract, settings)
+        sweep.train_in_workers(runs, int(workers))
+    records = sweep.train(runs)
     df = read_per_image({(r["design"], r["lambda"], r["seed"]): r["per_image"] for r in records})
     path = write_report(
         df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}",
@@ -326,61 +363,5 @@ def run_sweep(
         provenance=provenance(bundle, records, time.perf_counter() - wall_start, command, outputs),
     )  # fmt: skip
     if gallery:
-        saliency_gallery(bundle, out, base, contract, df, runs, settings)
+        sweep.gallery(df, runs)
     return path
-
-
-def saliency_gallery(
-    bundle: Path,
-    out: Path,
-    base: Mapping[str, Any],
-    contract: Mapping[str, Any],
-    df: Any,
-    runs: Sequence[SweepSetting],
-    named: Mapping[str, Mapping[str, Any]] | None = None,
-    n_images: int = 6,
-) -> Path | None:
-    """``<out>/report/gallery.png``: the maps of the first lambda = 0 run and of the run with the best mean saliency
-    precision on the first split, on its first ``n_images`` annotated images.
-
-    Returns:
-        The path written, or None when there is no run to show or the split has no annotated image (logged).
-    """
-    ids, split = contract["ids"], contract["splits"][0]
-    chosen = [s for s in runs if s["lambda"] == 0][:1]
-    if "saliency_precision" in df.columns:
-        sup = df[(df["lambda"] > 0) & (df["split"] == split)].groupby(RUN)["saliency_precision"]
-        if sup.ngroups:
-            chosen += [s for s in runs if (s["design"], s["lambda"], s["seed"]) == sup.mean().idxmax()]
-    if not chosen:
-        return None
-
-    def parser(s: SweepSetting) -> ConfigParser:
-        p = ConfigParser()
-        p.read_config([str(bundle / "configs" / contract[c]) for c in ("train_config", "evaluate_config")])
-        p.update({**_overrides(s, out, base, contract, named), ids["split"]: split})
-        return p
-
-    dataset = parser(chosen[0]).get_parsed_content(ids["dataset"])
-    items = [it for it in (dataset[i] for i in range(len(dataset))) if float(torch.as_tensor(it["mask"]).max()) > 0]
-    items = items[:n_images]
-    if not items:
-        logger.warning(f"no annotated image in split {split!r}: no saliency gallery.")
-        return None
-    images = torch.stack([torch.as_tensor(it["image"]) for it in items]).float()
-    labels = torch.stack([torch.as_tensor(it["label"]).reshape(-1) for it in items]).float()
-    maps = {}
-    for s in chosen:
-        p = parser(s)
-        net = p.get_parsed_content(ids["network"]).cpu()
-        state = torch.load(out / "runs" / s.name / "models" / "model.pt", map_location="cpu", weights_only=True)
-        net.load_state_dict(state.get("model", state))  # a bare state dict, or {"model": ..., "threshold": ...}
-        method = p.get_parsed_content(ids["saliency_method"])
-        with eval_mode(net), torch.no_grad():
-            target = saliency_target(labels.squeeze(1) if labels.shape[1] == 1 else labels, net(images))
-        with eval_mode(net), torch.enable_grad():
-            maps[f"{s['design']} lambda={s['lambda']:g} seed {s['seed']}"] = method(images, target)[0].detach().numpy()
-    masks = torch.stack([torch.as_tensor(it["mask"]) for it in items]).numpy()
-    titles = [str(it.get("id", i))[:8] for i, it in enumerate(items)]
-    path = out / "report" / "gallery.png"
-    return plot_saliency_gallery(images.numpy(), maps, path, masks=masks, image_titles=titles)

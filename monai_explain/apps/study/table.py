@@ -3,10 +3,8 @@
 Each run's evaluation writes the per-image table of the results contract
 (:data:`monai_explain.handlers.PER_IMAGE_FILE`, columns :data:`monai_explain.handlers.PER_IMAGE_COLUMNS` then
 the per-image metrics). The study stacks them with the run's setting in front: ``design, lambda, seed, id, split,
-class, label, probability, threshold, decision, correct, <metrics...>``, one row per run, image and class. With
-several classes, ``class == "macro"`` rows (the mean over the classes of each image) are added by
-:func:`add_macro`. Per-run metrics (:func:`run_metrics`) are a second long table: ``design, lambda, seed, split,
-class, metric, value``.
+class, label, probability, threshold, decision, correct, <metrics...>``, one row per run, image and class (and
+``macro`` rows: :func:`add_macro`). Per-run metrics (:func:`run_metrics`) are a second long table.
 """
 
 from __future__ import annotations
@@ -19,8 +17,9 @@ import numpy as np
 from monai_explain.handlers.per_image_results import PER_IMAGE_COLUMNS
 from monai_explain.utils.extras import optional_import_extra
 
+from .stats import sps
+
 pd, _ = optional_import_extra("pandas", "study")
-sps, _ = optional_import_extra("scipy.stats", "study")
 
 __all__ = ["MACRO", "RUN", "add_macro", "metric_columns", "read_per_image", "run_metrics", "validate_per_image"]
 
@@ -28,7 +27,6 @@ __all__ = ["MACRO", "RUN", "add_macro", "metric_columns", "read_per_image", "run
 RUN: list[str] = ["design", "lambda", "seed"]
 #: the class name of the per-image mean over classes.
 MACRO = "macro"
-_BINARY = ("label", "decision", "correct")
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
@@ -55,12 +53,11 @@ def validate_per_image(df: pd.DataFrame, source: str = "per-image table") -> pd.
         if bad.any():
             raise ValueError(f"{source}, row {int(np.flatnonzero(bad)[0])}: column {c!r} holds {df[c][bad].iloc[0]!r}.")
         df[c] = values
-    for c in _BINARY:
+    for c in ("label", "decision", "correct"):
         bad = ~df[c].isin([0, 1])
         if bad.any():
-            raise ValueError(
-                f"{source}, row {int(np.flatnonzero(bad)[0])}: {c!r} must be 0 or 1, got {df[c][bad].iloc[0]}."
-            )
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{source}, row {row}: {c!r} must be 0 or 1, got {df[c].iloc[row]}.")
     if (df["lambda"] < 0).any():
         raise ValueError(f"{source}: lambda must be >= 0, got {sorted(df['lambda'][df['lambda'] < 0].unique())}.")
     df["seed"] = df["seed"].astype(int)
@@ -109,13 +106,6 @@ def add_macro(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df, macro], ignore_index=True)
 
 
-def _auc(label: pd.Series, prob: pd.Series) -> float:
-    pos, neg = prob[label == 1], prob[label == 0]
-    if pos.empty or neg.empty:
-        return float("nan")
-    return float(sps.mannwhitneyu(pos, neg).statistic) / (len(pos) * len(neg))
-
-
 def run_metrics(df: pd.DataFrame) -> pd.DataFrame:
     """Per-run metrics from the per-image rows: ``design, lambda, seed, split, class, metric, value``.
 
@@ -127,10 +117,13 @@ def run_metrics(df: pd.DataFrame) -> pd.DataFrame:
     per = df[df["class"] != MACRO]
     for key, g in per.groupby(RUN + ["split", "class"], sort=False):
         pos, neg = g[g["label"] == 1], g[g["label"] == 0]
+        auc = np.nan
+        if len(pos) and len(neg):
+            auc = sps.mannwhitneyu(pos["probability"], neg["probability"]).statistic / (len(pos) * len(neg))
         values = {
             "accuracy": g["correct"].mean(),
             "balanced_accuracy": (pos["correct"].mean() + neg["correct"].mean()) / 2,
-            "auc": _auc(g["label"], g["probability"]),
+            "auc": auc,
             **{m: g[m].mean() for m in metric_columns(g)},
         }  # fmt: skip
         rows += [(*key, m, float(v)) for m, v in values.items()]
