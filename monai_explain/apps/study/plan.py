@@ -114,6 +114,10 @@ def run_plan(
         workers: runs trained at a time (None: each stage's ``workers``, default 1); see
             :func:`~monai_explain.apps.study.sweep.run_sweep`.
         command: how the plan was started, for the provenance lines (default: this process's command line).
+
+    Raises:
+        ValueError: a stage name in ``only`` that the plan does not have, or what :func:`load_plan` raises.
+        RuntimeError: when a run of a stage fails (from :func:`~monai_explain.apps.study.sweep.run_sweep`).
     """
     plan = load_plan(plan_path)
     work, results = Path(work).resolve(), Path(results).resolve()

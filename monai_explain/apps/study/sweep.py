@@ -333,12 +333,26 @@ def run_sweep(
 ) -> Path:
     """Run (or resume) the whole study and write ``<out>/report``; returns the path of ``summary.md``.
 
-    ``settings`` names sets of config overrides usable as designs (see the module docstring); a label equal to
-    :data:`BASELINE_DESIGN` is refused. ``workers > 1`` trains that many runs at a time, each in its own process
-    with ``cpu_count // workers`` torch threads (runs are dealt round-robin; worker ``k`` logs to MLflow in
-    ``<out>/mlruns_<k>.db``, since SQLite takes one writer at a time). ``command``: how the study was started, for
-    the provenance line of the report (default: this process's command line); ``outputs``: a folder of the
-    repository whose changes do not make the provenance ``+dirty`` (a plan's results folder).
+    Args:
+        bundle: the bundle folder (its ``metadata.json`` declares the study contract).
+        designs: loss designs, or labels of ``settings``.
+        lambdas: lambda values; 0 adds one baseline run per seed (design :data:`BASELINE_DESIGN`).
+        seeds: training seeds.
+        out: work folder; finished runs (``runs/<name>/run.json``) are read, not trained again.
+        overrides: config overrides of every run.
+        splits: evaluated splits (default: the contract's).
+        n_resamples: bootstrap resamples of the report's intervals.
+        gallery: draw the saliency gallery of the report.
+        settings: named sets of config overrides usable as designs (see the module docstring).
+        workers: runs trained at a time; above 1, each in its own process with ``cpu_count // workers`` torch
+            threads (runs dealt round-robin; worker ``k`` logs to MLflow in ``<out>/mlruns_<k>.db``, since SQLite
+            takes one writer at a time).
+        command: how the study was started, for the report's provenance line (default: this process's command).
+        outputs: a folder of the repository whose changes do not make the provenance ``+dirty`` (a plan's results).
+
+    Raises:
+        ValueError: ``workers`` below 1, or a ``settings`` label equal to :data:`BASELINE_DESIGN`.
+        RuntimeError: when a worker fails (its unfinished runs are named; rerun to resume).
     """
     if int(workers) < 1:
         raise ValueError(f"workers must be >= 1, got {workers}.")
