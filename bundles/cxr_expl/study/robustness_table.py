@@ -47,7 +47,8 @@ def stage_rows(variant: str, stage_dir: Path) -> pd.DataFrame:
                                          "setting_shifted"],
                                  aggfunc={"recovery": ["mean", "min"], "shortcut_cost": "first",
                                           "reference_change": "mean", "seed": "count", "baseline_shifted": "first",
-                                          "setting_shifted": "mean"})  # fmt: skip
+                                          "setting_shifted": "mean"},
+                                 dropna=False)  # fmt: skip  # keep a metric whose ratios are all NaN (cost too small)
     per_metric.columns = ["_".join(str(p) for p in c) for c in per_metric.columns]
     out = pd.DataFrame(
         {
