@@ -40,8 +40,8 @@ def _train(bundle_root: str, dataset_dir: str, resume: bool, stall_at: str | Non
     wf = ConfigWorkflow(
         config_file=str(CONFIGS / "train.json"), meta_file=str(CONFIGS / "metadata.json"), logging_file=False,
         workflow_type="train", bundle_root=bundle_root, dataset_dir=dataset_dir, epochs=EPOCHS, resume=resume,
-        **TINY,
-    )  # fmt: skip
+        select_from_epoch=1, **TINY,
+    )  # fmt: skip  # epoch 1 eligible: the killed run leaves a best model whose tracker the resumed run must keep
     wf.initialize()
 
     def stall(engine) -> None:
