@@ -21,6 +21,7 @@ from .checkpointing import (
     PreviousRunArchiver,
     attach_checkpointing,
     find_last_checkpoint,
+    selection_start_epoch,
 )
 from .confounder import ConfounderRelianceHandler
 from .epoch_seed import EpochSeedHandler
@@ -101,5 +102,6 @@ __all__ = [
     "recalibrate_batchnorm",
     "resolve_threshold",
     "save_overlay_grid",
+    "selection_start_epoch",
     "training_run_id",
 ]

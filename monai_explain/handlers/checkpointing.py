@@ -41,6 +41,7 @@ import torch
 from monai.handlers import CheckpointLoader
 from monai.utils import IgniteInfo, min_version, optional_import
 
+from monai_explain.handlers.lambda_schedules import first_settled_epoch
 from monai_explain.utils.config import as_int
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -55,6 +56,7 @@ __all__ = [
     "PreviousRunArchiver",
     "attach_checkpointing",
     "find_last_checkpoint",
+    "selection_start_epoch",
 ]
 
 logger = logging.getLogger(__name__)
@@ -336,6 +338,33 @@ class PreviousRunArchiver:
             f"{', '.join(moved)} to {folder} (use --resume true to continue a training instead)"
         )
         return folder
+
+
+def selection_start_epoch(lambda_schedule: Any, epochs: Any, val_interval: Any = 1) -> int:
+    """The ``from_epoch`` of :class:`BestModelSaver` for an explanation-supervised run.
+
+    The first validated epoch trained wholly at the schedule's final lambda
+    (:func:`~monai_explain.handlers.first_settled_epoch`); when the warm-up outlasts the run, the run's last validated
+    epoch, so that a short run (a test, a smoke run) still writes ``model.pt``. Validations happen every
+    ``val_interval`` epochs (MONAI's ``ValidationHandler(interval=...)``).
+
+    Args:
+        lambda_schedule: anything :func:`~monai_explain.handlers.get_lambda_schedule` accepts.
+        epochs: the run's number of epochs (a command-line string is accepted).
+        val_interval: epochs between validations.
+
+    Raises:
+        ValueError: ``epochs`` or ``val_interval`` is not an integer >= 1, or the schedule is invalid.
+
+    Example:
+        >>> selection_start_epoch({"name": "linear_warmup", "end": 10.0, "warmup": 4}, 12)
+        5
+        >>> selection_start_epoch({"name": "linear_warmup", "end": 10.0, "warmup": 4}, 2)
+        2
+    """
+    epochs, interval = as_int(epochs, "epochs", minimum=1), as_int(val_interval, "val_interval", minimum=1)
+    last_validated = max(interval, epochs - epochs % interval)
+    return min(first_settled_epoch(lambda_schedule), last_validated)
 
 
 class BestModelSaver:

@@ -19,6 +19,7 @@ from monai_explain.handlers import (
     LastCheckpointSaver,
     PreviousRunArchiver,
     checkpointing,
+    selection_start_epoch,
 )
 
 
@@ -85,6 +86,25 @@ def test_selection_starts_at_from_epoch(tmp_path, caplog):
     with pytest.raises(ValueError, match="from_epoch"):
         BestModelSaver(tmp_path, {"model": _net(0)}, from_epoch=0)
     assert BestModelSaver(tmp_path, {"model": _net(0)}, from_epoch="3").from_epoch == 3, "a command-line string"
+
+
+@pytest.mark.parametrize(
+    "epochs, val_interval, expected",
+    [
+        (12, 1, 5),  # the cxr_expl default: warm-up over epochs 1-4
+        ("12", "1", 5),  # as typed on MONAI's command line
+        (3, 1, 3),  # the warm-up outlasts the run: its last epoch, so model.pt is still written
+        (12, 2, 5),  # validations at 2, 4, 6, ...: BestModelSaver takes the first of them from 5 on, i.e. 6
+        (7, 3, 5),
+        (4, 3, 3),  # validated at epoch 3 only
+    ],
+)
+def test_selection_start_epoch(epochs, val_interval, expected):
+    schedule = {"name": "linear_warmup", "end": 10.0, "warmup": 4}
+    assert selection_start_epoch(schedule, epochs, val_interval) == expected
+    assert selection_start_epoch(10.0, epochs, val_interval) == 1, "a constant lambda: every validation counts"
+    with pytest.raises(ValueError, match="val_interval"):
+        selection_start_epoch(schedule, epochs, 0)
 
 
 def test_nan_first_validation_writes_then_any_number_is_better(tmp_path):
