@@ -216,7 +216,8 @@ def first_settled_epoch(spec: Any, epoch_length: int | None = None) -> int:
     predicts the label) cannot tell a half-supervised model from a supervised one.
 
     Args:
-        spec: anything :func:`get_lambda_schedule` accepts. A plain callable cannot be analysed: 1 is returned.
+        spec: anything :func:`get_lambda_schedule` accepts. A plain callable, or a :class:`LambdaSchedule` subclass
+            without :attr:`~LambdaSchedule.settled_step`, cannot be analysed: 1 is returned.
         epoch_length: iterations per epoch; needed only for a schedule counted in iterations.
 
     Raises:
@@ -230,7 +231,10 @@ def first_settled_epoch(spec: Any, epoch_length: int | None = None) -> int:
     schedule = get_lambda_schedule(spec)
     if not isinstance(schedule, LambdaSchedule):
         return 1
-    steps = schedule.settled_step
+    try:
+        steps = schedule.settled_step
+    except NotImplementedError:  # a user's subclass that does not say when it settles
+        return 1
     if schedule.unit == _Unit.ITERATION:
         if not epoch_length or int(epoch_length) < 1:
             raise ValueError(f"an iteration-based lambda schedule needs epoch_length >= 1, got {epoch_length!r}.")

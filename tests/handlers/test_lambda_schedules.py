@@ -136,13 +136,14 @@ def test_numeric_strings_are_read_as_numbers(spec, expected):
         ({"name": "step", "milestones": [2, 5], "values": [0.0, 0.3, 1.0]}, None, 6),
         ({"name": "linear_warmup", "end": 1.0, "warmup": 25, "unit": "iteration"}, 10, 4),
         (lambda engine: 1.0, None, 1),
+        (type("Custom", (LambdaSchedule,), {"value": lambda self, step: step})(), None, 1),
     ],
 )
 def test_first_settled_epoch_is_the_first_epoch_wholly_at_the_final_lambda(spec, epoch_length, expected):
     epoch = first_settled_epoch(spec, epoch_length)
     assert epoch == expected
     schedule = get_lambda_schedule(spec)
-    if isinstance(schedule, LambdaSchedule):  # every iteration of that epoch is at the final value, not before it
+    if isinstance(schedule, (ConstantLambda, LinearWarmupLambda, StepLambda)):  # that epoch at the final value
         length = epoch_length or 7
 
         def at(iteration: int) -> float:
