@@ -43,6 +43,8 @@ study: install
 		--out bundles/cxr_expl/study/results/validation_curves.md
 	$(PY) bundles/cxr_expl/study/robustness_table.py --results bundles/cxr_expl/study/results \
 		--out bundles/cxr_expl/study/results/robustness.md
+	$(PY) bundles/cxr_expl/study/dip_check.py --data reports/study/data/shortcut_cxr --work reports/study/dip_check \
+		--out bundles/cxr_expl/study/results/dip_check.md
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests

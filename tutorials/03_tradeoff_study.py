@@ -252,7 +252,8 @@ for setting in (base, best):
 #    dip falls inside the warm-up, and model selection starts at the first epoch at full lambda (`select_from_epoch`),
 #    so it is never the saved model; before that rule, the first epoch whose validation AUC reached 1.0 was kept,
 #    which for seed 4 was epoch 2, half-way through the warm-up: the in-distribution validation split cannot see the
-#    shortcut, so it cannot tell a half-supervised model from a supervised one. Input-gradient
+#    shortcut, so it cannot tell a half-supervised model from a supervised one. The dip is one numerical path, not
+#    the seed: retrained with 2 torch threads instead of 1, seed 4 does not dip (`results/dip_check.md`). Input-gradient
 #    dice at lambda 1, the best of the reduced set, does not carry over. The routing check shows the lesion-box
 #    cells of the supervised runs no longer drawing on the marker at this size.
 # 4. **`robustness_*`: other shortcuts.** The default recipe (3 seeds each) on an edge ruler, a burned-in text tag,
