@@ -232,9 +232,9 @@ for setting in (base, best):
 #    percentiles (`intensity`), after which the lambda = 0 model does rely on the marker pixels (large confounder
 #    change, every marked decision flips when the marker is erased).
 # 2. **`mechanism`: 18 settings (CAM and Grad-CAM at a mid layer, input gradient, input x gradient; energy, dice,
-#    outside, two-sided energy on signed maps, outside on negatives too) x lambda {0.3, 1, 3, 10} x 2 seeds on a
-#    reduced set (64 px, 200 images, 8 epochs; 146 runs; seeds 2-4 are still to come).** None undoes the shortcut
-#    there: the best setting, input-gradient dice at lambda 1, wins back 22% of the balanced-accuracy cost. Three mechanisms are visible in the
+#    outside, two-sided energy on signed maps, outside on negatives too) x lambda {0.3, 1, 3, 10} x 3 seeds on a
+#    reduced set (64 px, 200 images, 8 epochs; 219 runs; seeds 3-4 are still to come).** None undoes the shortcut
+#    there: the best mean, CAM dice at lambda 10, wins back 21% of the balanced-accuracy cost (worst seed none). Three mechanisms are visible in the
 #    tables: (a) at 64 px the last-layer CAM has 4 x 4 cells whose receptive fields cover the whole image, and the
 #    routing check (`results/routing.md`) shows the lesion-box cells drawing their evidence from the marker box,
 #    *more* so under supervision: the loss is satisfied by moving the marker's evidence into the cells it rewards;
