@@ -237,7 +237,8 @@ class SaliencyOverlayHandler:
     """Each epoch, draws the saliency of a fixed set of validation images with their annotation contour.
 
     Attach it to the evaluator (or trainer). At every ``EPOCH_COMPLETED`` it runs the saliency method on the
-    fixed items in eval mode and writes ``<output_dir>/overlay_epoch_<NNN>.png`` with :func:`save_overlay_grid`:
+    fixed items in eval mode and writes ``<output_dir>/overlay_epoch_<NNN>.png`` (or ``<output_dir>/<filename>``)
+    with :func:`save_overlay_grid`:
     positives and negatives in two rows, the saliency density on the fixed colour scale with its colour bar, the
     annotation contour named in a legend, a title (epoch, saliency method, ``title`` e.g. design and lambda, class)
     and per panel the label and predicted probability of the class shown. With ``mlflow_handler`` (the run's
@@ -260,6 +261,9 @@ class SaliencyOverlayHandler:
         class_names: names of the network's output classes (for the title and panel texts).
         method_name: the saliency method's name in the title; default its class name.
         annotation_label: legend text of the contour.
+        filename: a fixed file name for a one-off evaluation of a checkpoint (e.g. ``"saliency_overlay.png"``, as
+            in the bundles' ``evaluate.json``): the figure is overwritten at each epoch and its title names no
+            epoch. Default: one ``overlay_epoch_<NNN>.png`` per epoch.
     """
 
     def __init__(
@@ -279,6 +283,7 @@ class SaliencyOverlayHandler:
         class_names: Sequence[str] | None = None,
         method_name: str | None = None,
         annotation_label: str = "annotation",
+        filename: str | None = None,
     ) -> None:
         if len(items) == 0:
             raise ValueError("SaliencyOverlayHandler needs at least one item to draw.")
@@ -295,6 +300,7 @@ class SaliencyOverlayHandler:
         self.class_names = list(class_names) if class_names is not None else None
         self.method_name = method_name or type(saliency_method).__name__
         self.annotation_label = annotation_label
+        self.filename = filename
         self.written: list[Path] = []
 
     def attach(self, engine: Engine) -> None:
@@ -335,14 +341,13 @@ class SaliencyOverlayHandler:
         panel_probs = probs.detach()[rows, shown]
         classes = sorted({int(k) for k in shown.tolist()})
         class_name = " / ".join(self._class_name(k) for k in classes)
-        title = " | ".join(
-            t for t in (f"epoch {int(epoch)}", f"{self.method_name} saliency", self.title, f"class {class_name}") if t
-        )
+        when = None if self.filename else f"epoch {int(epoch)}"
+        title = " | ".join(t for t in (when, f"{self.method_name} saliency", self.title, f"class {class_name}") if t)
         path = save_overlay_grid(
             images.detach().float().cpu().numpy(),
             saliency.detach().float().cpu().numpy(),
             masks.float().cpu().numpy(),
-            self.output_dir / f"overlay_epoch_{int(epoch):03d}.png",
+            self.output_dir / (self.filename or f"overlay_epoch_{int(epoch):03d}.png"),
             labels=panel_labels.cpu().tolist(),
             probabilities=panel_probs.cpu().tolist(),
             title=title,

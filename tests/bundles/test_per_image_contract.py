@@ -1,5 +1,5 @@
-"""evaluate.json writes the per-image results table (the contract the study reads), per-image 0/1 correctness, and
-no RuntimeWarning in a normal run (issues 10 and 11)."""
+"""evaluate.json writes the per-image results table (the contract the study reads), per-image 0/1 correctness, the
+saliency figure of the checkpoint (the study's gallery), and no RuntimeWarning in a normal run (issues 10 and 11)."""
 
 from __future__ import annotations
 
@@ -60,3 +60,5 @@ def test_evaluate_writes_the_per_image_table(tmp_path, tiny_dataset, no_tracking
         raw = list(csv.reader(f))[1:]
     assert len(raw) == 8 and {float(r[1]) for r in raw} <= {0.0, 1.0}
     assert not (out / "accuracy_raw.csv").exists(), "no confusion vectors"
+    overlay = out / "saliency_overlay.png"
+    assert overlay.read_bytes()[:4] == b"\x89PNG" and overlay.stat().st_size > 5000, "the checkpoint's saliency figure"

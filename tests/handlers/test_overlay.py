@@ -130,3 +130,27 @@ def test_overlay_handler_texts_and_mlflow_upload(tmp_path, monkeypatch):
     assert all(0.0 < p < 1.0 for p in seen["probabilities"])
     assert seen["title"] == "epoch 2 | CAM saliency | design energy, lambda 3.0 | class Nodule/Mass"
     assert _Client.logged == [("abc", str(tmp_path / "overlay_epoch_002.png"), "overlays")]
+
+
+def test_overlay_handler_with_a_fixed_filename_names_no_epoch(tmp_path, monkeypatch):
+    """One figure of a checkpoint (the bundles' evaluate.json): a fixed name, rewritten, and no epoch in the title."""
+    from monai_explain.handlers import overlay
+
+    net = DenseNet(2, 1, 1, init_features=8, growth_rate=4, block_config=(2, 2))
+    g = torch.Generator().manual_seed(2)
+    items = [{"image": torch.rand(1, 32, 32, generator=g), "label": torch.tensor([float(i)]),
+              "mask": torch.zeros(1, 32, 32)} for i in range(2)]  # fmt: skip
+    items[0]["mask"][0, 2:9, 3:12] = 1.0
+    seen = {}
+    real = overlay.save_overlay_grid
+    monkeypatch.setattr(overlay, "save_overlay_grid", lambda *a, **k: (seen.update(k), real(*a, **k))[1])
+    handler = SaliencyOverlayHandler(CAM(net), items, tmp_path, network=net, title="test split", filename="o.png")
+
+    class _Engine:
+        class state:
+            epoch = 1
+
+    handler(_Engine())
+    handler(_Engine())
+    assert handler.written == [tmp_path / "o.png"] * 2 and sorted(p.name for p in tmp_path.iterdir()) == ["o.png"]
+    assert seen["title"] == "CAM saliency | test split | class 0"

@@ -1,5 +1,6 @@
 """PNG figures of a study (matplotlib, Agg backend), drawn from the study's DataFrames: metric vs lambda, the
-accuracy-vs-alignment Pareto front, a forest plot of paired differences, and a saliency gallery."""
+accuracy-vs-alignment Pareto front, a forest plot of paired differences, and figures stacked into one (the
+saliency gallery)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from monai_explain.handlers.overlay import DENSITY_VMAX, OVERLAY_CMAP, overlay_colormap, saliency_density
 from monai_explain.utils.extras import optional_import_extra
 
 from .table import pd
 
-__all__ = ["plot_paired_differences", "plot_pareto", "plot_saliency_gallery", "plot_tradeoff"]
+__all__ = ["plot_paired_differences", "plot_pareto", "plot_tradeoff", "stack_figures"]
 
 
 def _pyplot():
@@ -149,90 +149,31 @@ def plot_paired_differences(stats: pd.DataFrame, path: str | os.PathLike, alpha:
     return _save(fig, path)
 
 
-def _view2d(x: np.ndarray) -> np.ndarray:
-    """A displayable 2D view of one ``(C, *spatial)`` item: channel 0, middle slice of the last axis for 3D,
-    transposed because MONAI puts the image column on the first spatial axis."""
-    x = x[0]
-    while x.ndim > 2:
-        x = x[..., x.shape[-1] // 2]
-    return x.T
-
-
-def _like(imgs: np.ndarray, a: Any, what: str) -> np.ndarray:
-    """``a`` as a float array of ``(N, K, *spatial)`` items on the grid of ``imgs``, else ValueError (``what``)."""
-    a = np.asarray(a, dtype=float)
-    if a.ndim != imgs.ndim or a.shape[0] != imgs.shape[0] or a.shape[2:] != imgs.shape[2:]:
-        raise ValueError(f"{what} shape {a.shape}; expected ({imgs.shape[0]}, K, *{tuple(imgs.shape[2:])}).")
-    return a
-
-
-def plot_saliency_gallery(
-    images: Any,
-    saliency: Mapping[str, Any],
-    path: str | os.PathLike,
-    masks: Any = None,
-    image_titles: Sequence[str] | None = None,
-    alpha: float = 0.45,
-    panel_size: float = 2.2,
-) -> Path:
-    """A grid of saliency overlays: rows = settings, columns = the same test images.
-
-    Each panel shows the image in grey, the setting's saliency map in colour on the overlays' fixed scale
-    (:func:`~monai_explain.handlers.overlay.saliency_density`, a colour bar beside the grid) and the annotation
-    contour in green (named in a legend). 3D items are shown at the middle slice of the last axis.
+def stack_figures(figures: Mapping[str, str | os.PathLike], path: str | os.PathLike, width: float = 10.0) -> Path:
+    """PNG figures one above the other in one figure, each under its label (e.g. the saliency overlays that the
+    evaluations of several runs wrote for the same images).
 
     Args:
-        images: ``(N, C, *spatial)`` images (numpy or CPU tensor).
-        saliency: setting label -> ``(N, K, *spatial)`` maps on the images' grid, in the row order wanted.
-        path: the PNG file.
-        masks: ``(N, K, *spatial)`` annotation masks, or None.
-        image_titles: one title per column (e.g. image ids).
-        alpha: opacity of the saliency layer.
-        panel_size: inches per panel.
-
-    Returns:
-        The path written.
+        figures: label -> PNG file, in the order wanted.
+        path: the PNG file written. width: figure width in inches.
 
     Raises:
-        ValueError: no settings, images not ``(N, C, H, W[, D])``, a saliency or mask array whose number of items
-            or spatial shape differs from the images' (the setting is named), wrong number of titles.
+        ValueError: no figures. FileNotFoundError: a missing file (named).
     """
-    imgs = np.asarray(images, dtype=float)
-    if imgs.ndim not in (4, 5) or imgs.shape[0] == 0:
-        raise ValueError(f"images must be (N, C, H, W[, D]) with N >= 1, got shape {imgs.shape}.")
-    if len(saliency) == 0:
-        raise ValueError("plot_saliency_gallery needs at least one setting.")
-    n = imgs.shape[0]
-    maps = {str(name): _like(imgs, s, f"saliency of {name!r} has") for name, s in saliency.items()}
-    m = None if masks is None else _like(imgs, masks, "masks have")
-    if image_titles is not None and len(image_titles) != n:
-        raise ValueError(f"{len(image_titles)} image titles for {n} images.")
+    if not figures:
+        raise ValueError("stack_figures needs at least one figure.")
     plt = _pyplot()
-    cmap, norm = overlay_colormap(OVERLAY_CMAP, 1.0 - alpha / 2), plt.Normalize(0.0, DENSITY_VMAX)
-    fig, axes = plt.subplots(len(maps), n, figsize=(panel_size * n + 1.6, panel_size * len(maps) + 0.6), squeeze=False)
-    for i, (name, a) in enumerate(maps.items()):
-        for j in range(n):
-            ax = axes[i][j]
-            ax.imshow(_view2d(imgs[j]), cmap="gray")
-            density = saliency_density(_view2d(a[j]))  # the overlays' fixed scale: saliency / its image mean
-            if density is not None:
-                ax.imshow(density, cmap=cmap, norm=norm)
-            else:
-                ax.text(0.5, 0.05, "saliency all zero", color="white", fontsize=6, ha="center", transform=ax.transAxes)
-            if m is not None:
-                mv = _view2d(m[j])
-                if mv.max() > 0 and mv.min() < mv.max():
-                    ax.contour(mv, levels=[0.5], colors="lime", linewidths=1.0)
-            ax.set(xticks=[], yticks=[])
-            if i == 0 and image_titles is not None:
-                ax.set_title(str(image_titles[j]), fontsize=8)
-            if j == 0:
-                ax.set_ylabel(name, fontsize=8)
-    fig.tight_layout(rect=(0.0, 0.0, 0.9, 0.93))
-    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, extend="max", shrink=0.9, pad=0.02)
-    bar.set_label("saliency density (x image average)", fontsize=8)
-    if m is not None:
-        fig.legend(handles=[plt.Line2D([], [], color="lime", linewidth=1.5, label="annotation")], loc="upper right",
-                   fontsize=8, frameon=False)  # fmt: skip
-    fig.suptitle("Saliency of the annotated class, same images in every row", fontsize=9)
-    return _save(fig, path, dpi=80)
+    images = []
+    for label, f in figures.items():
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"figure {f} of {label!r} does not exist.")
+        images.append((label, plt.imread(str(f))))
+    heights = [width * img.shape[0] / img.shape[1] for _, img in images]
+    fig, axes = plt.subplots(len(images), 1, figsize=(width, sum(heights) + 0.4 * len(images)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})  # fmt: skip
+    for ax, (label, img) in zip(axes[:, 0], images):
+        ax.imshow(img)
+        ax.set_title(label, fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    return _save(fig, path)

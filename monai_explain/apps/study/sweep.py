@@ -32,12 +32,10 @@ from typing import Any
 
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
-from monai.networks.utils import eval_mode
 
 from monai_explain.handlers.per_image_results import PER_IMAGE_FILE
-from monai_explain.saliency.targets import saliency_target
 
-from .plots import plot_saliency_gallery
+from .plots import stack_figures
 from .report import write_report
 from .table import RUN, read_per_image
 
@@ -49,7 +47,8 @@ logger = logging.getLogger(__name__)
 BASELINE_DESIGN = "none"
 
 #: How the study drives a bundle: config files, the config ids it overrides (role -> id), the splits evaluated by
-#: default and the per-image file name. Override per bundle in metadata.json: ``{"monai_explain_study": {...}}``.
+#: default, the per-image file name and the saliency figure an evaluation writes (the report's gallery). Override
+#: per bundle in metadata.json: ``{"monai_explain_study": {...}}``.
 BUNDLE_CONTRACT: dict[str, Any] = {
     "prepare_config": None,
     "train_config": "train.json",
@@ -57,11 +56,11 @@ BUNDLE_CONTRACT: dict[str, Any] = {
     "splits": ["test", "test_shifted"],
     "recovery_splits": ["test", "test_shifted"],
     "per_image_file": PER_IMAGE_FILE,
+    "overlay_file": "saliency_overlay.png",
     "design_when_lambda0": "energy",
     "ids": {"design": "loss_design", "lambda": "lambda", "seed": "seed", "ckpt_dir": "ckpt_dir",
             "output_dir": "output_dir", "split": "test_split", "eval_dir": "eval_dir", "tracking_uri": "tracking_uri",
-            "experiment_name": "experiment_name", "run_name": "run_name", "dataset": "validate#dataset",
-            "network": "network", "saliency_method": "validate#saliency_method"},
+            "experiment_name": "experiment_name", "run_name": "run_name"},
 }  # fmt: skip
 
 
@@ -223,54 +222,28 @@ class _Sweep:
         if failed:
             raise RuntimeError(f"sweep workers failed; runs not finished: {failed} (rerun the same command to resume).")
 
-    def gallery(self, df: Any, runs: Sequence[SweepSetting], n_images: int = 6) -> Path | None:
-        """``<out>/report/gallery.png``: the maps of the first lambda = 0 run and of the run with the best mean
-        saliency precision on the first split, on its first ``n_images`` annotated images. The checkpoints are loaded
-        through the contract (ids of the evaluation dataset, the network and the saliency method); the maps explain
-        the classes chosen by the one target policy (:func:`monai_explain.saliency.saliency_target`, ``"label"``).
+    def gallery(self, df: Any, runs: Sequence[SweepSetting]) -> Path | None:
+        """``<out>/report/gallery.png``: the saliency figures the evaluations of the first split wrote (contract
+        ``"overlay_file"``, in the split's evaluation folder) for the first lambda = 0 run and for the run with the
+        best mean saliency precision, one above the other (each figure shows the split's first positives and
+        negatives, so the same images).
 
         Returns:
-            The path written, or None when there is no run to show or the split has no annotated image (logged).
+            The path written, or None when there is no run to show or a figure is missing (logged).
         """
-        ids, split = self.contract["ids"], self.contract["splits"][0]
+        split, name = self.contract["splits"][0], self.contract.get("overlay_file")
         chosen = [s for s in runs if s["lambda"] == 0][:1]
         if "saliency_precision" in df.columns:
             sup = df[(df["lambda"] > 0) & (df["split"] == split)].groupby(RUN)["saliency_precision"]
             if sup.ngroups:
                 chosen += [s for s in runs if (s["design"], s["lambda"], s["seed"]) == sup.mean().idxmax()]
-        if not chosen:
+        figures = {f"{s['design']} lambda={s['lambda']:g} seed {s['seed']}": self.run_dir(s) / split / str(name)
+                   for s in chosen}  # fmt: skip
+        missing = [str(f) for f in figures.values() if not f.is_file()]
+        if not name or not figures or missing:
+            logger.warning(f"no saliency gallery: overlay_file {name!r}, missing figure(s) {missing}.")
             return None
-
-        def parser(s: SweepSetting) -> ConfigParser:
-            p = ConfigParser()
-            p.read_config(self.config_files("train_config", "evaluate_config"))
-            p.update({**self.overrides(s), ids["split"]: split})
-            return p
-
-        dataset = parser(chosen[0]).get_parsed_content(ids["dataset"])
-        items = [it for it in (dataset[i] for i in range(len(dataset))) if float(torch.as_tensor(it["mask"]).max()) > 0]
-        items = items[:n_images]
-        if not items:
-            logger.warning(f"no annotated image in split {split!r}: no saliency gallery.")
-            return None
-        images = torch.stack([torch.as_tensor(it["image"]) for it in items]).float()
-        labels = torch.stack([torch.as_tensor(it["label"]).reshape(-1) for it in items]).float()
-        maps = {}
-        for s in chosen:
-            p = parser(s)
-            net = p.get_parsed_content(ids["network"]).cpu()
-            state = torch.load(self.run_dir(s) / "models" / "model.pt", map_location="cpu", weights_only=True)
-            net.load_state_dict(state.get("model", state))  # a bare state dict, or {"model": ..., "threshold": ...}
-            method = p.get_parsed_content(ids["saliency_method"])
-            name = f"{s['design']} lambda={s['lambda']:g} seed {s['seed']}"
-            with eval_mode(net), torch.no_grad():
-                target = saliency_target(labels.squeeze(1) if labels.shape[1] == 1 else labels, net(images))
-            with eval_mode(net), torch.enable_grad():
-                maps[name] = method(images, target)[0].detach().numpy()
-        masks = torch.stack([torch.as_tensor(it["mask"]) for it in items]).numpy()
-        titles = [str(it.get("id", i))[:8] for i, it in enumerate(items)]
-        path = self.out / "report" / "gallery.png"
-        return plot_saliency_gallery(images.numpy(), maps, path, masks=masks, image_titles=titles)
+        return stack_figures(figures, self.out / "report" / "gallery.png")
 
 
 def _worker(sweep: _Sweep, k: int, threads: int, runs: list[SweepSetting]) -> None:

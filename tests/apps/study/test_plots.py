@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monai_explain.apps.study.plots import plot_paired_differences, plot_pareto, plot_saliency_gallery, plot_tradeoff
+from monai_explain.apps.study.plots import plot_paired_differences, plot_pareto, plot_tradeoff, stack_figures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -56,28 +56,17 @@ def test_plot_paired_differences(tmp_path):
         plot_paired_differences(pd.DataFrame(rows[-1:]), tmp_path / "f.png")
 
 
-@pytest.mark.parametrize("spatial", [(16, 12), (12, 10, 6)])
-def test_plot_saliency_gallery_2d_3d(tmp_path, spatial):
+def test_stack_figures_puts_figures_one_above_the_other(tmp_path):
+    import matplotlib.pyplot as plt
+
     rng = np.random.default_rng(0)
-    n = 3
-    images = rng.random((n, 1, *spatial))
-    masks = np.zeros((n, 1, *spatial))
-    masks[:, :, 3:8, 2:7] = 1.0
-    sal = {"lambda=0": rng.random((n, 1, *spatial)), "energy lambda=1": rng.random((n, 2, *spatial))}
-    path = plot_saliency_gallery(images, sal, tmp_path / "g.png", masks=masks, image_titles=["a", "b", "c"])
+    for name, shape in (("a.png", (30, 60, 3)), ("b.png", (40, 60, 3))):
+        plt.imsave(tmp_path / name, rng.random(shape))
+    path = stack_figures({"lambda=0": tmp_path / "a.png", "energy lambda=1": tmp_path / "b.png"}, tmp_path / "g.png")
     _assert_png(path)
-
-
-@pytest.mark.parametrize(
-    "images, saliency, masks, titles, match",
-    [
-        (np.ones((2, 8, 8)), {"a": np.ones((2, 1, 8, 8))}, None, None, "images must be"),
-        (np.ones((2, 1, 8, 8)), {}, None, None, "at least one setting"),
-        (np.ones((2, 1, 8, 8)), {"energy": np.ones((2, 1, 4, 4))}, None, None, "saliency of 'energy'"),
-        (np.ones((2, 1, 8, 8)), {"a": np.ones((2, 1, 8, 8))}, np.ones((3, 1, 8, 8)), None, "masks have shape"),
-        (np.ones((2, 1, 8, 8)), {"a": np.ones((2, 1, 8, 8))}, None, ["x"], "1 image titles for 2 images"),
-    ],
-)
-def test_plot_saliency_gallery_errors(tmp_path, images, saliency, masks, titles, match):
-    with pytest.raises(ValueError, match=match):
-        plot_saliency_gallery(images, saliency, tmp_path / "g.png", masks=masks, image_titles=titles)
+    out = plt.imread(path)
+    assert out.shape[0] > out.shape[1] * 0.9, "two panels stacked vertically, each 1:2, make a roughly square figure"
+    with pytest.raises(FileNotFoundError, match="c.png of 'x'"):
+        stack_figures({"x": tmp_path / "c.png"}, tmp_path / "h.png")
+    with pytest.raises(ValueError, match="at least one figure"):
+        stack_figures({}, tmp_path / "h.png")
