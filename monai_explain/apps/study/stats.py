@@ -155,6 +155,9 @@ def seed_test(
     Returns:
         ``test, n_baseline, n_setting, n_unmatched, baseline_mean, setting_mean, mean_diff, ci_low, ci_high,
         statistic, df, p_value`` (NaN where a side has fewer than 2 values or nothing varies).
+
+    Raises:
+        ValueError: an unknown method; ``"paired"`` without the seeds or with a seed twice on one side.
     """
     if method not in ("welch", "paired"):
         raise ValueError(f"method must be 'welch' or 'paired', got {method!r}.")
@@ -163,6 +166,9 @@ def seed_test(
     if method == "paired":
         if baseline_seeds is None or setting_seeds is None:
             raise ValueError("method='paired' needs baseline_seeds and setting_seeds.")
+        for side, seeds in (("baseline", baseline_seeds), ("setting", setting_seeds)):
+            if len(set(map(int, seeds))) != len(seeds):
+                raise ValueError(f"method='paired': the {side} has a seed more than once ({list(seeds)}).")
         bx = {int(s): v for s, v in zip(baseline_seeds, x) if not np.isnan(v)}
         sy = {int(s): v for s, v in zip(setting_seeds, y) if not np.isnan(v)}
         common = sorted(set(bx) & set(sy))

@@ -138,5 +138,7 @@ def test_paired_by_seed():
         seed_test([1.0], [2.0], "anova")
     with pytest.raises(ValueError, match="needs baseline_seeds"):
         seed_test([1.0], [2.0], "paired")
+    with pytest.raises(ValueError, match="the setting has a seed more than once"):
+        seed_test([1.0, 2.0], [2.0, 3.0], "paired", [0, 1], [1, 1])  # pairing by seed would drop a run silently
     short = seed_test([1.0], [1.5, 2.0])
     assert math.isnan(short["p_value"]) and math.isnan(short["ci_low"])
