@@ -17,9 +17,9 @@ from monai_explain.losses.designs import (
     resolve_sign,
 )
 from monai_explain.losses.functional import (
-    _check_margin,
-    _lookup,
+    check_margin,
     explanation_loss_terms,
+    lookup_enum,
     reduce_explanation_loss,
 )
 from monai_explain.utils.saliency_ops import SaliencyNormalization
@@ -108,16 +108,16 @@ class ExplanationLoss(_Loss):
         sign: SaliencySign | str = SaliencySign.AUTO,
         empty: EmptyMaskPolicy | str = EmptyMaskPolicy.SKIP,
     ) -> None:
-        # _lookup returns the member of the enum it is given (typed Enum)
-        reduction_ = cast(LossReduction, _lookup("reduction", reduction, LossReduction))
+        # lookup_enum returns the member of the enum it is given (typed Enum)
+        reduction_ = cast(LossReduction, lookup_enum("reduction", reduction, LossReduction))
         super().__init__(reduction=reduction_.value)
-        self.design = cast(ExplanationLossDesign, _lookup("design", design, ExplanationLossDesign))
+        self.design = cast(ExplanationLossDesign, lookup_enum("design", design, ExplanationLossDesign))
         self.normalize: SaliencyNormalization | str = (
             "auto"
             if normalize == "auto"
-            else cast(SaliencyNormalization, _lookup("normalize", normalize, SaliencyNormalization))
+            else cast(SaliencyNormalization, lookup_enum("normalize", normalize, SaliencyNormalization))
         )
-        self.margin = _check_margin(margin)
+        self.margin = check_margin(margin)
         self.soft_mask = bool(soft_mask)
         self.eps = float(eps)
         self.sign = resolve_sign(self.design, sign)

@@ -47,7 +47,7 @@ from monai_explain.losses.designs import (
 from monai_explain.utils.checks import check_tensor
 from monai_explain.utils.saliency_ops import SaliencyNormalization, normalize_saliency, resize_saliency
 
-__all__ = ["explanation_loss", "explanation_loss_terms", "reduce_explanation_loss"]
+__all__ = ["check_margin", "explanation_loss", "explanation_loss_terms", "lookup_enum", "reduce_explanation_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 _E = TypeVar("_E", bound=Enum)
 
 
-def _lookup(name: str, value: object, enum: type[_E]) -> _E:
+def lookup_enum(name: str, value: object, enum: type[_E]) -> _E:
     """``look_up_option`` with the parameter's name in the error."""
     try:
         return look_up_option(value, enum)
@@ -63,7 +63,8 @@ def _lookup(name: str, value: object, enum: type[_E]) -> _E:
         raise ValueError(f"{name}: {e}") from None
 
 
-def _check_margin(margin: float) -> float:
+def check_margin(margin: float) -> float:
+    """The ``margin`` of the margin designs as a float; ValueError unless it is finite and >= 0."""
     margin = float(margin)
     if not math.isfinite(margin) or margin < 0:
         raise ValueError(f"margin must be a finite number >= 0, got {margin}.")
@@ -148,9 +149,13 @@ def explanation_loss_terms(
             in the saliency, mask values outside [0, 1].
         TypeError: non-tensor inputs or an integer saliency.
     """
-    design = _lookup("design", design, ExplanationLossDesign)
-    norm = AUTO_NORMALIZATION[design] if normalize == "auto" else _lookup("normalize", normalize, SaliencyNormalization)
-    margin = _check_margin(margin)
+    design = lookup_enum("design", design, ExplanationLossDesign)
+    norm = (
+        AUTO_NORMALIZATION[design]
+        if normalize == "auto"
+        else lookup_enum("normalize", normalize, SaliencyNormalization)
+    )
+    margin = check_margin(margin)
     sign_, empty_ = resolve_sign(design, sign), resolve_empty(design, empty)
     saliency, mask = _prepare_inputs(saliency, mask, soft_mask)
     if sign_ == SaliencySign.POSITIVE:
@@ -193,7 +198,7 @@ def reduce_explanation_loss(
     Raises:
         ValueError: unknown reduction; ``weight`` not of shape ``(B,)``, not finite or negative.
     """
-    reduction = _lookup("reduction", reduction, LossReduction)
+    reduction = lookup_enum("reduction", reduction, LossReduction)
     w = valid.to(terms.dtype)
     if weight is not None:
         weight = torch.as_tensor(_plain(weight) if isinstance(weight, torch.Tensor) else weight)
@@ -237,6 +242,6 @@ def explanation_loss(
         >>> explanation_loss(s, m, design="energy")  # 1 - (2 + 4) / 10
         tensor(0.4000)
     """
-    reduction = _lookup("reduction", reduction, LossReduction)  # fail before any work
+    reduction = lookup_enum("reduction", reduction, LossReduction)  # fail before any work
     terms, valid = explanation_loss_terms(saliency, mask, design, normalize, margin, soft_mask, eps, sign, empty)
     return reduce_explanation_loss(terms, valid, weight, reduction, spatial_dims=saliency.ndim - 2)

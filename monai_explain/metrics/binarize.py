@@ -27,6 +27,7 @@ __all__ = [
     "select_rows",
     "selection_weights",
     "topk_counts",
+    "topk_size",
 ]
 
 #: Default fraction of pixels kept by top-k binarisation: the 10% most salient pixels of each map.
@@ -76,7 +77,7 @@ def _check_map(saliency: torch.Tensor, name: str = "saliency") -> None:
         raise ValueError(f"{name} must be (B, C, *spatial), got shape {tuple(saliency.shape)}.")
 
 
-def _topk_size(fraction: float | str, n: int, mask_rows: torch.Tensor | None, rows: int, device) -> int | torch.Tensor:
+def topk_size(fraction: float | str, n: int, mask_rows: torch.Tensor | None, rows: int, device) -> int | torch.Tensor:
     """``k`` of top-k binarisation: one int for a float ``fraction``, a per-row long tensor for ``"mask"``."""
     if isinstance(fraction, str):
         if fraction != "mask":
@@ -283,7 +284,7 @@ def selection_weights(
     method = look_up_option(method, BinarizeMethod)
     if method != BinarizeMethod.TOPK:
         return select_rows(rows, method, threshold, num_bins).to(rows.dtype)
-    k = _topk_size(fraction, rows.shape[1], mask_rows, rows.shape[0], rows.device)
+    k = topk_size(fraction, rows.shape[1], mask_rows, rows.shape[0], rows.device)
     if isinstance(k, int):
         k = torch.full((rows.shape[0],), k, dtype=torch.long, device=rows.device)
     t = kth_largest(rows, k.clamp_min(1)).to(rows.dtype)[:, None]
@@ -357,7 +358,7 @@ def binarize_saliency(
                 f"mask of shape {tuple(mask.shape)} does not match saliency of shape {tuple(saliency.shape)}."
             )
         mask_rows = (mask > mask_threshold).expand(b, c, *mask.shape[2:]).reshape(b * c, n)
-    k = _topk_size(fraction, n, mask_rows, b * c, rows.device)
+    k = topk_size(fraction, n, mask_rows, b * c, rows.device)
     if isinstance(k, int):
         k = torch.full((b * c,), k, dtype=torch.long, device=rows.device)
     order = torch.sort(rows, dim=1, descending=True, stable=True).indices

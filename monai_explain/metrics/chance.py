@@ -8,7 +8,7 @@ from monai.utils import MetricReduction
 
 from .base import SaliencyAlignmentMetric
 from .binarize import count_true
-from .utils import _as_tensor, safe_ratio
+from .utils import as_metric_tensor, safe_ratio
 
 __all__ = ["ChanceLevel", "compute_chance_level"]
 
@@ -39,7 +39,7 @@ def compute_chance_level(
         >>> compute_chance_level(m).tolist()
         [[0.25]]
     """
-    m = _as_tensor(mask, "mask")
+    m = as_metric_tensor(mask, "mask")
     if m.ndim < 3:
         raise ValueError(f"mask must be (B, C, *spatial), got shape {tuple(m.shape)}.")
     if m.is_floating_point() and bool(torch.isnan(m).any()):
@@ -47,7 +47,7 @@ def compute_chance_level(
     annotated = count_true((m.detach() > mask_threshold).flatten(2), dim=2)
     n = int(np.prod(m.shape[2:]))
     if saliency is not None:
-        s = _as_tensor(saliency, "saliency")
+        s = as_metric_tensor(saliency, "saliency")
         if (
             s.ndim != m.ndim
             or s.shape[0] != m.shape[0]

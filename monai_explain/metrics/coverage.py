@@ -19,7 +19,7 @@ from .binarize import (
     count_true,
     selection_weights,
 )
-from .utils import _as_tensor, _check_values, alignment_counts, prepare_saliency_and_mask, safe_ratio
+from .utils import alignment_counts, as_metric_tensor, check_finite_values, prepare_saliency_and_mask, safe_ratio
 
 __all__ = [
     "DEFAULT_INSTANCE_THRESHOLD",
@@ -109,7 +109,7 @@ def instance_masks(instance_mask: torch.Tensor, mask_threshold: float = 0.5) -> 
     Raises:
         ValueError: for fewer than 3 dimensions, or a label map holding negative or non-integer values.
     """
-    m = _as_tensor(instance_mask, "instance_mask").detach()
+    m = as_metric_tensor(instance_mask, "instance_mask").detach()
     if m.ndim < 3:
         raise ValueError(f"instance_mask must be (B, N_inst, *spatial) or (B, 1, *spatial), got {tuple(m.shape)}.")
     if m.shape[1] > 1:
@@ -169,8 +169,8 @@ def compute_instance_coverage(
     """
     if not 0.0 < float(instance_threshold) <= 1.0:
         raise ValueError(f"instance_threshold must be in (0, 1], got {instance_threshold}.")
-    s = _as_tensor(saliency, "y_pred (saliency)")
-    m = _as_tensor(instance_mask, "y (instance_mask)").detach()
+    s = as_metric_tensor(saliency, "y_pred (saliency)")
+    m = as_metric_tensor(instance_mask, "y (instance_mask)").detach()
     if m.ndim < 3 or s.ndim != m.ndim or s.shape[0] != m.shape[0]:
         raise ValueError(
             f"saliency of shape {tuple(s.shape)} does not match instance_mask of shape {tuple(m.shape)} (same batch "
@@ -180,7 +180,7 @@ def compute_instance_coverage(
         raise ValueError(f"instance coverage needs one saliency map per sample (B, 1, ...), got {tuple(s.shape)}.")
     if not s.is_floating_point() or s.dtype in (torch.float16, torch.bfloat16):
         s = s.float()
-    _check_values(s, m, "y_pred (saliency)", "y (instance_mask)")
+    check_finite_values(s, m, "y_pred (saliency)", "y (instance_mask)")
     s = resize_saliency(s.detach(), m.shape[2:])
     b = m.shape[0]
     n = int(np.prod(m.shape[2:]))

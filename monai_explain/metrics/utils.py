@@ -22,16 +22,18 @@ from .binarize import (
     DEFAULT_THRESHOLD,
     DEFAULT_TOPK_FRACTION,
     BinarizeMethod,
-    _topk_size,
     count_true,
     select_rows,
     topk_counts,
+    topk_size,
 )
 
 __all__ = [
     "AlignmentCounts",
     "alignment_counts",
     "all_finite",
+    "as_metric_tensor",
+    "check_finite_values",
     "prepare_saliency_and_mask",
     "row_blocks",
     "safe_ratio",
@@ -55,7 +57,12 @@ class AlignmentCounts(NamedTuple):
     mass_total: torch.Tensor | None = None
 
 
-def _as_tensor(x, name: str) -> torch.Tensor:
+def as_metric_tensor(x, name: str) -> torch.Tensor:
+    """``x`` as a plain tensor (no MONAI meta) for a metric; ``name`` is the argument named in the errors.
+
+    Raises:
+        ValueError: ``x`` is None. TypeError: ``x`` is neither a tensor nor an array.
+    """
     if x is None:
         raise ValueError(f"{name} is required.")
     t = convert_to_tensor(x, track_meta=False)
@@ -79,7 +86,9 @@ def all_finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x).all())
 
 
-def _check_values(saliency: torch.Tensor | None, mask: torch.Tensor | None, saliency_name: str, mask_name: str) -> None:
+def check_finite_values(
+    saliency: torch.Tensor | None, mask: torch.Tensor | None, saliency_name: str, mask_name: str
+) -> None:
     """Raise for NaN / Inf in a (floating point) saliency map or NaN in a mask: their scores would mean nothing.
 
     Each check is one read-only reduction (see :func:`all_finite`); the exact element-wise test runs only when
@@ -126,8 +135,8 @@ def prepare_saliency_and_mask(
         ValueError: for fewer than 3 dimensions, different batch sizes or numbers of spatial dimensions,
             incompatible channel counts, NaN or Inf in the saliency, or NaN in the mask.
     """
-    s = _as_tensor(saliency, saliency_name)
-    m = _as_tensor(mask, mask_name)
+    s = as_metric_tensor(saliency, saliency_name)
+    m = as_metric_tensor(mask, mask_name)
     for t, name in ((s, saliency_name), (m, mask_name)):
         if t.ndim < 3:
             raise ValueError(f"{name} must be (B, C, *spatial), got shape {tuple(t.shape)}.")
@@ -149,7 +158,7 @@ def prepare_saliency_and_mask(
         )
     if not s.is_floating_point() or s.dtype in (torch.float16, torch.bfloat16):
         s = s.float()
-    _check_values(s, m, saliency_name, mask_name)
+    check_finite_values(s, m, saliency_name, mask_name)
     s = resize_saliency(s.detach(), m.shape[2:])
     a = m.detach().to(s.device) > mask_threshold
     c = max(cs, cm)
@@ -205,7 +214,7 @@ def alignment_counts(
         if not select:
             n_sel = n_in = torch.zeros_like(n_ann)
         elif method == BinarizeMethod.TOPK:
-            k = _topk_size(fraction, n, a_blk, s_blk.shape[0], s_blk.device)
+            k = topk_size(fraction, n, a_blk, s_blk.shape[0], s_blk.device)
             n_sel, n_in = topk_counts(s_blk, k, a_blk)
         else:
             chosen = select_rows(s_blk, method, threshold, num_bins)

@@ -23,7 +23,8 @@ import numpy as np
 from .stats import holm, paired_test, seed_test, t_interval
 from .table import MACRO, metric_columns, pd
 
-__all__ = ["baseline_of", "compare_per_image", "compare_seeds", "dominance_counts", "pareto", "settings", "summarize"]
+__all__ = ["baseline_of", "compare_per_image", "compare_seeds", "dominance_counts", "pareto", "setting_label", "settings",
+           "summarize", "versus_baseline"]  # fmt: skip
 
 _FAMILY = ["test", "split", "class", "metric"]
 
@@ -42,13 +43,14 @@ def baseline_of(df: pd.DataFrame, design: str) -> pd.DataFrame:
     return base.merge(first, on=["design", "seed"])
 
 
-def _versus_baseline(df: pd.DataFrame) -> Iterator[tuple[str, float, pd.DataFrame, pd.DataFrame]]:
+def versus_baseline(df: pd.DataFrame) -> Iterator[tuple[str, float, pd.DataFrame, pd.DataFrame]]:
     """``(design, lambda, baseline rows, the setting's rows)`` of each supervised setting, in :func:`settings` order."""
     for design, lam in settings(df):
         yield design, lam, baseline_of(df, design), df[(df["design"] == design) & (df["lambda"] == lam)]
 
 
-def _label(design: str, lam: float) -> str:
+def setting_label(design: str, lam: float) -> str:
+    """The name of a setting in the report's tables, e.g. ``"cam/dice lambda=10"``."""
     return f"{design} lambda={lam:g}"
 
 
@@ -65,7 +67,7 @@ def summarize(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     keys = ["design", "lambda", "split", "class", "metric"]
     out = metrics.groupby(keys, sort=True)["value"].apply(lambda v: pd.Series(t_interval(v, confidence)))
     out = out.unstack().reset_index()
-    out.insert(2, "setting", [_label(d, lam) for d, lam in zip(out["design"], out["lambda"])])
+    out.insert(2, "setting", [setting_label(d, lam) for d, lam in zip(out["design"], out["lambda"])])
     return out
 
 
@@ -92,9 +94,9 @@ def compare_per_image(
         metrics = ["correct", "probability"] + [m for m in metric_columns(df) if m != "chance_level"]
     keys = ["split", "class", "id"]
     rows = []
-    for design, lam, base, mine in _versus_baseline(df):
-        context = {"setting": _label(design, lam), "design": design, "lambda": lam,
-                   "baseline": "; ".join(sorted({_label(d, 0) for d in base["design"]}))}  # fmt: skip
+    for design, lam, base, mine in versus_baseline(df):
+        context = {"setting": setting_label(design, lam), "design": design, "lambda": lam,
+                   "baseline": "; ".join(sorted({setting_label(d, 0) for d in base["design"]}))}  # fmt: skip
         b_mean, s_mean = base.groupby(keys)[list(metrics)].mean(), mine.groupby(keys)[list(metrics)].mean()
         pairs = b_mean.merge(s_mean, left_index=True, right_index=True, suffixes=("_b", "_s"))
         lone = b_mean.index.symmetric_difference(s_mean.index).to_frame(index=False)
@@ -111,7 +113,7 @@ def compare_per_image(
         joined = joined[joined["class"] != MACRO]  # a mean over classes is not a binary outcome
         for (s, split, cls), g in joined.groupby(["seed", "split", "class"]):
             res = paired_test(g["correct"], g["correct_s"], "mcnemar_exact", confidence, n_resamples, seed)
-            rows.append({**context, "baseline": _label(g["design"].iloc[0], 0), "split": split, "class": cls,
+            rows.append({**context, "baseline": setting_label(g["design"].iloc[0], 0), "split": split, "class": cls,
                          "metric": "correct", "test": "mcnemar_exact", "seed": int(s), **res})  # fmt: skip
     return _with_holm(rows)
 
@@ -126,11 +128,11 @@ def compare_seeds(
     setting against its baseline, per split and class; Holm-adjusted per family."""
     metrics = metrics[metrics["metric"].isin(names)]
     rows = []
-    for design, lam, base, mine in _versus_baseline(metrics):
+    for design, lam, base, mine in versus_baseline(metrics):
         for (split, cls, m), g in mine.groupby(["split", "class", "metric"]):
             b = base[(base["split"] == split) & (base["class"] == cls) & (base["metric"] == m)]
             res = seed_test(b["value"], g["value"], method, b["seed"].tolist(), g["seed"].tolist(), confidence)
-            rows.append({"setting": _label(design, lam), "design": design, "lambda": lam, "split": split,
+            rows.append({"setting": setting_label(design, lam), "design": design, "lambda": lam, "split": split,
                          "class": cls, "metric": m, **res})  # fmt: skip
     return _with_holm(rows)
 

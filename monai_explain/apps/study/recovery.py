@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .compare import _label, _versus_baseline
+from .compare import setting_label, versus_baseline
 from .table import pd
 
 __all__ = ["MIN_SHORTCUT_COST", "recovery_overview", "recovery_summary", "shortcut_recovery"]
@@ -68,15 +68,15 @@ def shortcut_recovery(
     wide = wide.reset_index().rename(columns={reference_split: "setting_reference", shifted_split: "setting_shifted"})
     keys, values = ["class", "metric"], ["setting_reference", "setting_shifted"]
     frames = []
-    for design, lam, base, mine in _versus_baseline(wide):
+    for design, lam, base, mine in versus_baseline(wide):
         pooled = base.groupby(keys)[values].mean().reset_index()
         pooled = pooled.rename(columns=lambda c: c.replace("setting_", "baseline_"))
         paired = base[["seed", *keys, *values]].rename(columns=lambda c: c.replace("setting_", "paired_"))
         both = mine.merge(pooled, on=keys, how="left").merge(paired, on=["seed", *keys], how="left")
         if n := int(both["paired_reference"].isna().sum()):
-            logger.warning(f"recovery: {_label(design, lam)}: {n} run metric(s) without a lambda = 0 run of the same "
+            logger.warning(f"recovery: {setting_label(design, lam)}: {n} run metric(s) without a lambda = 0 run of the same "
                            "seed (no paired recovery for them).")  # fmt: skip
-        frames.append(both.assign(setting=_label(design, lam)))
+        frames.append(both.assign(setting=setting_label(design, lam)))
     if not frames:
         return pd.DataFrame()
     out = pd.concat(frames, ignore_index=True)

@@ -38,10 +38,10 @@ import numpy as np
 
 from monai_explain.apps.synthetic.cxr_phantom import (
     MarkerKind,
-    _as_size,
-    _marker_kind,
+    as_image_size,
     draw_chest_xray,
     draw_marker,
+    parse_marker_kind,
 )
 from monai_explain.apps.synthetic.dicom_writer import write_xray_dicom
 from monai_explain.apps.synthetic.manifest import (
@@ -394,13 +394,13 @@ def generate_shortcut_cxr(
         In a bundle config (``imports``: ``["$import monai_explain", "$import monai_explain.apps.synthetic"]``):
         ``"dataset_dir": "$monai_explain.apps.synthetic.generate_shortcut_cxr(@data_root)"``.
     """
-    rows, cols = _as_size(image_size)
+    rows, cols = as_image_size(image_size)
     sizes = {"train": n_train, "val": n_val, "test": n_test, "test_shifted": n_test_shifted}
     for name, n in sizes.items():
         if int(n) != n or n < 0:
             raise ValueError(f"n_{name} must be a non-negative int, got {n!r}.")
     (shifted_pos, shifted_neg), shifted_recorded = _shifted_marker_probs(shifted_marker_prob)
-    kind = _marker_kind(marker_kind)
+    kind = parse_marker_kind(marker_kind)
     if not marker_size > 0:
         raise ValueError(f"marker_size must be > 0, got {marker_size}.")
     draw_marker(np.zeros((rows, cols)), np.random.default_rng(0), kind, marker_size)  # fits? (raises before writing)

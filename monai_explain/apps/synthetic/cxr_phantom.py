@@ -16,11 +16,13 @@ from monai.utils.enums import StrEnum
 __all__ = [
     "ChestPhantom",
     "MarkerKind",
+    "as_image_size",
     "draw_chest_xray",
     "draw_corner_marker",
     "draw_marker",
     "draw_ruler_marker",
     "draw_text_marker",
+    "parse_marker_kind",
 ]
 
 
@@ -94,7 +96,8 @@ class ChestPhantom:
     opacity_mask: np.ndarray | None = None
 
 
-def _as_size(image_size: int | Sequence[int]) -> tuple[int, int]:
+def as_image_size(image_size: int | Sequence[int]) -> tuple[int, int]:
+    """``(rows, columns)`` from an int or a pair; ValueError unless 2D with each side >= 16."""
     size = (int(image_size), int(image_size)) if np.isscalar(image_size) else tuple(int(s) for s in image_size)
     if len(size) != 2 or min(size) < 16:
         raise ValueError(f"image_size must be an int or (rows, columns), each >= 16, got {image_size!r}.")
@@ -303,7 +306,7 @@ def draw_marker(
     Raises:
         ValueError: an unknown ``kind`` or a marker too large for the image.
     """
-    kind = _marker_kind(kind)
+    kind = parse_marker_kind(kind)
     if kind == MarkerKind.CORNER:
         return draw_corner_marker(image, rng, size, intensity)
     if kind == MarkerKind.RULER:
@@ -311,7 +314,8 @@ def draw_marker(
     return draw_text_marker(image, rng, size, intensity, avoid=avoid)
 
 
-def _marker_kind(kind: str) -> MarkerKind:
+def parse_marker_kind(kind: str) -> MarkerKind:
+    """The :class:`MarkerKind` named by ``kind``; ValueError listing the kinds otherwise."""
     try:
         return MarkerKind(look_up_option(kind, MarkerKind))
     except ValueError as err:
@@ -386,8 +390,8 @@ def draw_chest_xray(
         >>> ph.image.shape, ph.lesion_boxes.shape
         ((64, 80), (1, 4))
     """
-    rows, cols = _as_size(image_size)
-    kind = _marker_kind(marker_kind)
+    rows, cols = as_image_size(image_size)
+    kind = parse_marker_kind(marker_kind)
     if n_lesions < 0:
         raise ValueError(f"n_lesions must be >= 0, got {n_lesions}.")
     if n_opacities < 0:
