@@ -106,6 +106,17 @@ def test_core_never_imports_apps():
     assert not bad, bad
 
 
+def test_no_private_name_is_imported_across_modules():
+    """A helper another module needs is public in its own module (issue 10): no ``from .x import _helper``."""
+    bad = []
+    for p in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("monai_explain")):
+                bad += [f"{p.relative_to(ROOT)}:{node.lineno} {a.name}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]  # fmt: skip
+    assert not bad, bad
+
+
 def test_core_has_no_top_level_optional_imports():
     bad = []
     for p in CORE:
