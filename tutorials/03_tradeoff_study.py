@@ -253,7 +253,9 @@ for setting in (base, best):
 #    so it is never the saved model; before that rule, the first epoch whose validation AUC reached 1.0 was kept,
 #    which for seed 4 was epoch 2, half-way through the warm-up: the in-distribution validation split cannot see the
 #    shortcut, so it cannot tell a half-supervised model from a supervised one. The dip is one numerical path, not
-#    the seed: retrained with 2 torch threads instead of 1, seed 4 does not dip (`results/dip_check.md`). Input-gradient
+#    the seed: retrained with 2 torch threads instead of 1, seed 4 does not dip (`results/dip_check.md`). At the dip
+#    the model has dropped the marker (confounder change 0.008) without having learned the lesion yet (test AUC
+#    0.62): the explanation term removed the shortcut first, a transition that model selection skips. Input-gradient
 #    dice at lambda 1, the best of the reduced set, does not carry over. The routing check shows the lesion-box
 #    cells of the supervised runs no longer drawing on the marker at this size.
 # 4. **`robustness_*`: other shortcuts.** The default recipe (3 seeds each) on an edge ruler, a burned-in text tag,

@@ -4,8 +4,10 @@ The study trained each run with one torch thread (two workers on two cores), and
 seed 4 of the default recipe falling to a validation accuracy of 0.68 at epoch 3. This script trains the same seed
 on the same data for the first ``--epochs`` epochs twice, with 1 and with 2 torch threads: same initialisation, same
 data order and augmentations (``EpochSeedHandler``), only the order of floating-point reductions differs. It writes
-the validation accuracy (at the epoch's Youden threshold) and AUC of every epoch of both runs. Run by ``make study``
-after the plan::
+the validation accuracy (at the epoch's Youden threshold) and AUC of every epoch of both runs, then evaluates the
+model of the last epoch of each (``evaluate.json`` with ``--ckpt_path`` at that epoch's weights: with 3 epochs, all
+inside the warm-up, ``model.pt`` is the last epoch) on ``test`` and ``test_shifted``: AUC, saliency precision over
+chance and the confounder metric tell what the model relies on at the dip. Run by ``make study`` after the plan::
 
     python bundles/cxr_expl/study/dip_check.py --data reports/study/data/shortcut_cxr --work reports/study/dip_check \
         --out bundles/cxr_expl/study/results/dip_check.md
@@ -14,6 +16,7 @@ after the plan::
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shutil
 import subprocess
@@ -43,6 +46,18 @@ def train(data: Path, root: Path, seed: int, epochs: int, threads: int) -> dict[
     }
 
 
+def evaluate(data: Path, root: Path, seed: int, split: str) -> dict[str, float]:
+    """``evaluate.json`` on ``<root>/models/model.pt`` for one split, in a subprocess; the metrics it writes."""
+    eval_dir = root / "eval" / split
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file",
+           str([str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")]), "--bundle_root", str(root),
+           "--dataset_dir", str(data), "--seed", str(seed), "--test_split", split, "--eval_dir", str(eval_dir),
+           "--tracking_uri", path_to_sqlite_uri(str(root / "mlruns.db"))]  # fmt: skip
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(eval_dir / "metrics.csv") as f:
+        return {name: float(value) for name, value in csv.reader(f)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("reports/study/data/shortcut_cxr"))
@@ -53,7 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.data / "manifest.json").is_file():
         raise FileNotFoundError(f"{args.data}: no generated data set; run the study plan first (`make study`).")
-    start, rows = time.perf_counter(), []
+    start, rows, evals = time.perf_counter(), [], []
     for threads in (1, 2):
         root = args.work / f"seed{args.seed}_threads{threads}"
         shutil.rmtree(root, ignore_errors=True)  # a fresh training each time: the point is to retrain
@@ -61,6 +76,11 @@ def main() -> None:
         epochs = sorted(curves["val_accuracy"])
         rows.append(f"| {threads} | accuracy | " + " | ".join(f"{curves['val_accuracy'][e]:.2f}" for e in epochs) + " |")
         rows.append(f"| {threads} | AUC | " + " | ".join(f"{curves['val_auc'][e]:.3f}" for e in epochs) + " |")
+        for split in ("test", "test_shifted"):
+            m = evaluate(args.data.resolve(), root.resolve(), args.seed, split)
+            evals.append(f"| {threads} | {split} | {m['auc']:.3f} | {m['balanced_accuracy']:.3f} | "
+                         f"{m['saliency_precision'] / m['chance_level']:.1f} | {m['pointing_game']:.2f} | "
+                         f"{m['confounder_change']:.3f} | {m['confounder_flip_rate']:.3f} |")  # fmt: skip
     header = "| torch threads | validation | " + " | ".join(f"epoch {e}" for e in range(1, args.epochs + 1)) + " |"
     text = "\n".join([
         f"# Seed {args.seed} of the default recipe, first {args.epochs} epochs, with 1 and 2 torch threads",
@@ -71,6 +91,13 @@ def main() -> None:
         header,
         "|" + "---|" * (args.epochs + 2),
         *rows,
+        "",
+        f"The model of epoch {args.epochs} of each run, evaluated on the test splits (`evaluate.json`):",
+        "",
+        ("| torch threads | split | AUC | balanced accuracy | saliency precision / chance | pointing game | "
+         "confounder change | confounder flip rate |"),
+        "|" + "---|" * 8,
+        *evals,
         "",
     ])  # fmt: skip
     args.out.write_text(text)
