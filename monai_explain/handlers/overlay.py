@@ -264,6 +264,8 @@ class SaliencyOverlayHandler:
         filename: a fixed file name for a one-off evaluation of a checkpoint (e.g. ``"saliency_overlay.png"``, as
             in the bundles' ``evaluate.json``): the figure is overwritten at each epoch and its title names no
             epoch. Default: one ``overlay_epoch_<NNN>.png`` per epoch.
+        artifact_path: the folder of the MLflow run the PNGs go to; give each evaluation its own (e.g.
+            ``"overlays/test_shifted"``) when several evaluations with one ``filename`` log to the same run.
     """
 
     def __init__(
@@ -284,6 +286,7 @@ class SaliencyOverlayHandler:
         method_name: str | None = None,
         annotation_label: str = "annotation",
         filename: str | None = None,
+        artifact_path: str = "overlays",
     ) -> None:
         if len(items) == 0:
             raise ValueError("SaliencyOverlayHandler needs at least one item to draw.")
@@ -301,6 +304,7 @@ class SaliencyOverlayHandler:
         self.method_name = method_name or type(saliency_method).__name__
         self.annotation_label = annotation_label
         self.filename = filename
+        self.artifact_path = artifact_path
         self.written: list[Path] = []
 
     def attach(self, engine: Engine) -> None:
@@ -373,7 +377,7 @@ class SaliencyOverlayHandler:
                 resolve()
             if getattr(handler, "cur_run", None) is None:
                 return
-            handler.client.log_artifact(handler.cur_run.info.run_id, str(path), artifact_path="overlays")
+            handler.client.log_artifact(handler.cur_run.info.run_id, str(path), artifact_path=self.artifact_path)
         except Exception as e:  # noqa: BLE001 (tracking trouble must not stop training)
             logger.warning(f"could not log {path} to MLflow: {e}")
 

@@ -86,6 +86,22 @@ def test_bundle_root_is_the_bundle_folder_whatever_the_working_directory(bundle,
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
+def test_evaluation_overlay_goes_to_the_mlflow_handler_under_its_split(bundle):
+    """evaluate.json's saliency figure is logged through the evaluation's MLflow handler (referenced by index), in a
+    folder of its split: the test and test_shifted evaluations log to the same training run with one file name."""
+    parser = ConfigParser()
+    parser.read_config([str(_configs(bundle) / "train.json"), str(_configs(bundle) / "evaluate.json")])
+    handlers = parser["validate#handlers"]
+    overlay = next(h for h in handlers if isinstance(h, dict) and h["_target_"].endswith("SaliencyOverlayHandler"))
+    tracking = overlay["mlflow_handler"]
+    assert tracking.startswith("@validate#handlers#")
+    assert parser[tracking[1:] + "#_target_"] == "monai_explain.handlers.ResilientMLFlowHandler"
+    parser["test_split"] = "test_shifted"
+    index = handlers.index(overlay)
+    assert parser.get_parsed_content(f"validate#handlers#{index}#artifact_path") == "overlays/test_shifted"
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
 def test_checkpoint_objects_refer_to_the_declared_handlers(bundle):
     parser = ConfigParser()
     parser.read_config(str(_configs(bundle) / "train.json"))

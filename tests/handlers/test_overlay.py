@@ -144,7 +144,22 @@ def test_overlay_handler_with_a_fixed_filename_names_no_epoch(tmp_path, monkeypa
     seen = {}
     real = overlay.save_overlay_grid
     monkeypatch.setattr(overlay, "save_overlay_grid", lambda *a, **k: (seen.update(k), real(*a, **k))[1])
-    handler = SaliencyOverlayHandler(CAM(net), items, tmp_path, network=net, title="test split", filename="o.png")
+    logged = []
+
+    class _Tracking:
+        disabled = False
+
+        class cur_run:
+            class info:
+                run_id = "abc"
+
+        class client:
+            @staticmethod
+            def log_artifact(run_id, path, artifact_path=None):
+                logged.append((run_id, path, artifact_path))
+
+    handler = SaliencyOverlayHandler(CAM(net), items, tmp_path, network=net, title="test split", filename="o.png",
+                                     mlflow_handler=_Tracking(), artifact_path="overlays/test")  # fmt: skip
 
     class _Engine:
         class state:
@@ -154,3 +169,4 @@ def test_overlay_handler_with_a_fixed_filename_names_no_epoch(tmp_path, monkeypa
     handler(_Engine())
     assert handler.written == [tmp_path / "o.png"] * 2 and sorted(p.name for p in tmp_path.iterdir()) == ["o.png"]
     assert seen["title"] == "CAM saliency | test split | class 0"
+    assert logged == [("abc", str(tmp_path / "o.png"), "overlays/test")] * 2, "each split in its own MLflow folder"

@@ -35,6 +35,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 
 from monai_explain.handlers.per_image_results import PER_IMAGE_FILE
 
+from .compare import setting_label
 from .plots import stack_figures
 from .report import write_report
 from .table import RUN, read_per_image
@@ -237,7 +238,7 @@ class _Sweep:
             sup = df[(df["lambda"] > 0) & (df["split"] == split)].groupby(RUN)["saliency_precision"]
             if sup.ngroups:
                 chosen += [s for s in runs if (s["design"], s["lambda"], s["seed"]) == sup.mean().idxmax()]
-        figures = {f"{s['design']} lambda={s['lambda']:g} seed {s['seed']}": self.run_dir(s) / split / str(name)
+        figures = {f"{setting_label(s['design'], s['lambda'])} seed {s['seed']}": self.run_dir(s) / split / str(name)
                    for s in chosen}  # fmt: skip
         missing = [str(f) for f in figures.values() if not f.is_file()]
         if not name or not figures or missing:
