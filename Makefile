@@ -27,9 +27,10 @@ run: install
 test: install
 	$(PY) -m pytest -q --timeout=900 --durations=15 tests
 
-## Lint and type check (CI runs it before the tests): ruff on everything, mypy on the core library.
+## Lint, format and type check (CI runs it before the tests): ruff on everything, mypy on the core library.
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy monai_explain --exclude monai_explain/apps
 
 ## The validity study behind every figure of README.md and the bundle docs (hours on 2 CPU cores; resumable:

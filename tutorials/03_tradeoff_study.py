@@ -214,7 +214,10 @@ for setting in (base, best):
 # `cost = mean(test) - mean(test_shifted)` (balanced accuracy, AUC) to the shortcut; a supervised seed recovers
 # `(its test_shifted - mean lambda = 0 test_shifted) / cost`. 1 means the whole cost is won back. The pooled
 # baseline comes first because a lambda = 0 seed that happens to learn the lesion has almost no cost of its own,
-# and a ratio to it is noise; the same-seed (`paired`) ratio is in the table beside it. `recovery_overview.csv`
+# and a ratio to it is noise; the same-seed (`paired`) ratio is in the table beside it. No ratio is computed over a
+# cost below 0.05 (`MIN_SHORTCUT_COST`; `n/a` in the tables, counted in a log line): with about 50 images per class
+# the standard error of a split's balanced accuracy or AUC is several hundredths, so such a cost cannot be told
+# from none, and a ratio over it is noise (a cost of 0.009 once gave a "recovery" of -32). `recovery_overview.csv`
 # puts next to it what else decides whether a setting is worth it: the change of the in-distribution AUC, saliency
 # precision over the chance level, and the tests against lambda = 0.
 #
@@ -268,9 +271,9 @@ for setting in (base, best):
 #    the 90/10 set, no ratio is computed and the table says `n/a`), then the worst seed.
 # 5. **`multilabel`: two classes**, the marker on one of them; the report's per-class rows and `macro`.
 #
-# What this does not show: the data are synthetic (one network; one lesion kind outside `multilabel`); two or three
-# seeds per setting in the mechanism and robustness stages give wide intervals; read the minimum over seeds before
-# the mean.
+# What this does not show: the data are synthetic (one network; one lesion kind outside `multilabel`); five seeds
+# per setting in the mechanism stage and the `full_cam_*` stages, two or three in the others, give wide intervals;
+# read the minimum over seeds before the mean.
 
 # %% [markdown]
 # ### `pareto.csv`: which settings are worth considering

@@ -25,8 +25,6 @@ else:
     Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
 
 
-
-
 __all__ = ["ExplanationLossHandler", "check_learning_rates", "default_saliency_target", "loss_terms"]
 
 logger = logging.getLogger(__name__)

@@ -32,7 +32,16 @@ def _bundle_cmd(configs, bundle_root: Path, dataset_dir: Path, nproc: int, **ove
             sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={nproc}",
             f"--master_port={_free_port()}", "-m", "monai.bundle",
         ]  # fmt: skip
-    args = [*launcher, "run", "--config_file", files, "--bundle_root", str(bundle_root), "--dataset_dir", str(dataset_dir)]
+    args = [
+        *launcher,
+        "run",
+        "--config_file",
+        files,
+        "--bundle_root",
+        str(bundle_root),
+        "--dataset_dir",
+        str(dataset_dir),
+    ]
     for key, value in {**TINY, **override}.items():
         args += [f"--{key}", str(value).replace(" ", "")]
     return args

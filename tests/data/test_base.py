@@ -136,8 +136,11 @@ def test_symlink_leaving_the_dataset_folder_is_refused(tmp_path):
     outside.write_bytes(b"not an image of this dataset")
     root = tmp_path / "ds"
     _vindr_layout(root, link_target=outside)
-    with pytest.raises(PathEscapeError, match=r"train\.csv, line 3 \(data row 2\): image 'b' at .*b\.dicom resolves "
-                       r"\(through symbolic links\) to .*elsewhere/secret\.dicom, outside the dataset folder"):
+    with pytest.raises(
+        PathEscapeError,
+        match=r"train\.csv, line 3 \(data row 2\): image 'b' at .*b\.dicom resolves "
+        r"\(through symbolic links\) to .*elsewhere/secret\.dicom, outside the dataset folder",
+    ):
         VinDrCXRAdapter(root).load()
     assert len(VinDrCXRAdapter(root, allow_outside=True).load()) == 2
 

@@ -121,6 +121,8 @@ def test_per_split_folders_conversion_from_the_bundle_docs(tmp_path):
     assert test[1]["image"] == str(tmp_path / "test" / "images" / "e.png")
     assert test[1]["boxes"].tolist() == [[2.0, 2.0, 4.0, 4.0]]
     assert [r["id"] for r in build_datalist("csv", tmp_path, "train", adapter_kwargs=kwargs)] == ["a", "b"]
+
+
 @pytest.mark.parametrize(
     "text, match",
     [

@@ -257,8 +257,11 @@ def test_nan_image_is_refused_before_the_optimizer_step_naming_id_and_file(check
 def test_too_small_images_name_the_size_and_the_smallest_accepted():
     """Before: `Given input size: (..x1x1). Calculated output size: (..x0x0). Output size is too small`."""
     net = _net()
-    batch = {"image": torch.rand(4, 1, 2, 2, generator=torch.Generator().manual_seed(0)),
-             "label": torch.tensor([1, 0, 1, 1]), "mask": torch.ones(4, 1, 2, 2)}
+    batch = {
+        "image": torch.rand(4, 1, 2, 2, generator=torch.Generator().manual_seed(0)),
+        "label": torch.tensor([1, 0, 1, 1]),
+        "mask": torch.ones(4, 1, 2, 2),
+    }
     handler = ExplanationLossHandler(CAM(net), ExplanationLoss("energy"), lambda_=1.0)
     with pytest.raises(ValueError, match=r"'image_size'\) \[2, 2\] is too small .* smallest input it accepts is \d+"):
         _train_one_step(net, batch, handler)

@@ -137,7 +137,8 @@ def test_03_tradeoff_study(tmp_path):
     for setting in ("energy lambda=1", "none lambda=0"):  # the printed headline table shows summary.csv's means
         printed = next(line for line in out.splitlines() if line.strip().startswith(setting))
         values = [float(v) for v in printed.split()[-6:]]
-        assert values == pytest.approx([summary[(setting, s, m)] for s, m in headline], abs=5e-4 + 1e-9), setting  # printed to 3 decimals: half a unit, plus float error
+        tolerance = 5e-4 + 1e-9  # printed to 3 decimals: half a unit, plus float error
+        assert values == pytest.approx([summary[(setting, s, m)] for s, m in headline], abs=tolerance), setting
 
 
 def test_04_3d_recipe(tmp_path):

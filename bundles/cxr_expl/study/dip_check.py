@@ -74,7 +74,9 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)  # a fresh training each time: the point is to retrain
         curves = train(args.data.resolve(), root.resolve(), args.seed, args.epochs, threads)
         epochs = sorted(curves["val_accuracy"])
-        rows.append(f"| {threads} | accuracy | " + " | ".join(f"{curves['val_accuracy'][e]:.2f}" for e in epochs) + " |")
+        rows.append(
+            f"| {threads} | accuracy | " + " | ".join(f"{curves['val_accuracy'][e]:.2f}" for e in epochs) + " |"
+        )
         rows.append(f"| {threads} | AUC | " + " | ".join(f"{curves['val_auc'][e]:.3f}" for e in epochs) + " |")
         for split in ("test", "test_shifted"):
             m = evaluate(args.data.resolve(), root.resolve(), args.seed, split)

@@ -13,14 +13,7 @@ runs as the baseline (:func:`~monai_explain.apps.study.compare.baseline_of`), ea
 - ``recovery_paired``: the same ratio against the lambda = 0 run of the *same* seed only (same initialisation and
   data order; NaN when that seed has no baseline run or its own cost is below ``min_cost``).
 
-Why the pooled baseline comes first: a lambda = 0 seed that happens to learn the lesion anyway has almost no cost,
-and the paired ratio of that seed becomes a ratio of two small noisy numbers (e.g. a cost of 0.045 gives -1.4 for a
-setting 0.065 below it). The pooled cost is what the shortcut costs the unsupervised recipe, whatever the seed.
-
-Why a minimum cost: with about 50 images per class, the standard error of a split's balanced accuracy or AUC is
-several hundredths, so a cost below 0.05 cannot be told from no cost, and a ratio over it is noise (a cost of 0.009
-gave a "recovery" of -32). Such ratios are NaN, counted in a log line; ``shortcut_cost``, ``recovered`` and the
-split values stay in the table.
+Why the pooled baseline comes first, and why no ratio over a small cost: tutorial 03 (``recovery*.csv``).
 """
 
 from __future__ import annotations
