@@ -2,9 +2,8 @@
 
 Each run trains with the bundle's train config and is evaluated with its evaluate config on every requested split
 (MONAI ``ConfigWorkflow`` in this process, so the bundle runs exactly as a user runs it). The study then reads only
-the per-image table each evaluation writes (:data:`monai_explain.handlers.PER_IMAGE_FILE`). Which config ids it
-sets is the one contract below, :data:`BUNDLE_CONTRACT`; a bundle may change any entry in its ``metadata.json``
-under the key ``"monai_explain_study"``. A finished run leaves ``<out>/runs/<name>/run.json`` and is not trained
+the per-image table each evaluation writes; what it sets in a bundle is the bundle contract
+(:mod:`~monai_explain.apps.study.contract`). A finished run leaves ``<out>/runs/<name>/run.json`` and is not trained
 again; an interrupted one resumes from its last checkpoint. Progress (runs done / total, ETA) is logged and printed.
 
 lambda = 0 does not depend on the loss design, so it is trained once per seed, as design ``"none"``.
@@ -21,9 +20,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import shlex
-import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,48 +29,18 @@ from typing import Any
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
 
-from monai_explain.handlers.per_image_results import PER_IMAGE_FILE
-
 from .compare import setting_label
+from .contract import bundle_contract
 from .plots import stack_figures
+from .provenance import provenance
 from .report import write_report
 from .table import RUN, read_per_image
 
-__all__ = ["BASELINE_DESIGN", "BUNDLE_CONTRACT", "Progress", "bundle_contract", "provenance", "run_sweep",
-           "sweep_settings"]  # fmt: skip
+__all__ = ["BASELINE_DESIGN", "Progress", "run_sweep", "sweep_settings"]
 
 logger = logging.getLogger(__name__)
 
 BASELINE_DESIGN = "none"
-
-#: How the study drives a bundle: config files, the config ids it overrides (role -> id), the splits evaluated by
-#: default, the per-image file name and the saliency figure an evaluation writes (the report's gallery). Override
-#: per bundle in metadata.json: ``{"monai_explain_study": {...}}``.
-BUNDLE_CONTRACT: dict[str, Any] = {
-    "prepare_config": None,
-    "train_config": "train.json",
-    "evaluate_config": "evaluate.json",
-    "splits": ["test", "test_shifted"],
-    "recovery_splits": ["test", "test_shifted"],
-    "per_image_file": PER_IMAGE_FILE,
-    "overlay_file": "saliency_overlay.png",
-    "design_when_lambda0": "energy",
-    "ids": {"design": "loss_design", "lambda": "lambda", "seed": "seed", "ckpt_dir": "ckpt_dir",
-            "output_dir": "output_dir", "split": "test_split", "eval_dir": "eval_dir", "tracking_uri": "tracking_uri",
-            "experiment_name": "experiment_name", "run_name": "run_name"},
-}  # fmt: skip
-
-
-def bundle_contract(bundle: str | os.PathLike) -> dict[str, Any]:
-    """:data:`BUNDLE_CONTRACT` updated with the bundle's ``configs/metadata.json`` ``"monai_explain_study"`` entry."""
-    meta_path = Path(bundle) / "configs" / "metadata.json"
-    meta = json.loads(meta_path.read_text()).get("monai_explain_study", {}) if meta_path.is_file() else {}
-    unknown = sorted(set(meta) - set(BUNDLE_CONTRACT))
-    if unknown:
-        raise ValueError(
-            f"{meta_path}: unknown 'monai_explain_study' key(s) {unknown} (known: {sorted(BUNDLE_CONTRACT)})."
-        )
-    return {**BUNDLE_CONTRACT, **meta, "ids": {**BUNDLE_CONTRACT["ids"], **meta.get("ids", {})}}
 
 
 class SweepSetting(dict):
@@ -250,44 +216,6 @@ class _Sweep:
 def _worker(sweep: _Sweep, k: int, threads: int, runs: list[SweepSetting]) -> None:
     torch.set_num_threads(threads)
     sweep.train(runs, tracking_db=f"mlruns_{k}.db", prefix=f"worker {k}: ")
-
-
-def provenance(
-    bundle: Path,
-    records: Sequence[Mapping[str, Any]],
-    wall_s: float,
-    command: str | None = None,
-    outputs: str | os.PathLike | None = None,
-) -> str:
-    """One Markdown line: the commit of the bundle's repository (``+dirty`` with local changes to tracked files,
-    except under ``outputs``: the study's own results folder, which a plan rewrites stage by stage), the command, the
-    summed time of the runs (``seconds`` of each record; runs of earlier invocations included) and this wall time."""
-
-    def git(*args: str) -> str:
-        try:
-            res = subprocess.run(
-                ["git", "-C", str(bundle), *args], check=False, capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.SubprocessError):
-            return ""
-        return res.stdout.strip() if res.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short=12", "HEAD") or "unknown (not a git checkout)"
-    if commit[0] != "u":
-        changed = git("diff", "HEAD", "--name-only", "--no-renames").splitlines()  # tracked files, staged or not
-        if outputs is not None:  # the paths are relative to the top of the repository
-            top = Path(git("rev-parse", "--show-toplevel") or bundle).resolve()
-            skip = os.path.relpath(Path(outputs).resolve(), top).replace(os.sep, "/").rstrip("/") + "/"
-            changed = [name for name in changed if not name.startswith(skip)]
-        if changed:
-            commit += "+dirty"
-    total = sum(float(r.get("seconds") or 0.0) for r in records)
-    if command is None:
-        argv = sys.argv[1:]
-        command = shlex.join(["python", "-m", "monai_explain.apps.study", *argv]) if argv else "run_sweep()"
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return (f"Commit `{commit}`; command `{command}`; {len(records)} runs, {total / 60:.1f} min of run time in all, "
-            f"this invocation {wall_s / 60:.1f} min; written {when}.")  # fmt: skip
 
 
 def run_sweep(
