@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -70,3 +71,38 @@ def test_validation_curves_reads_the_latest_run_of_a_name_and_summarises_it(tmp_
     row = next(ln for ln in out.read_text().splitlines() if ln.startswith(f"| stage | {name} |"))
     # epochs, full lambda from, min from then on, min from epoch 3, largest drop, model.pt epoch, final AUC
     assert row == f"| stage | {name} | 6 | 5 | 0.99 | 0.68 | 0.32 | 5 | 1.000 |"
+
+
+def test_reproduce_headline_compares_tables_cell_by_cell(tmp_path):
+    """Equal tables: nothing differs; a changed number is counted with its size; NaN equals NaN; rows naming other
+    settings, or a missing table, are errors that name the file and row."""
+    compare_tables = _script("reproduce_headline").compare_tables
+    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
+    committed.mkdir()
+    fresh.mkdir()
+    table = pd.DataFrame({"setting": ["none lambda=0", "cam/dice lambda=10"], "baseline": [None, "none lambda=0"],
+                          "seed": [0, 0],
+                          "auc": [0.75, 0.9821], "recovery": [float("nan"), 0.94]})  # fmt: skip
+    table.to_csv(committed / "recovery.csv", index=False)
+    table.to_csv(fresh / "recovery.csv", index=False)
+    same = compare_tables(committed, fresh)
+    assert same.to_dict("records") == [
+        {"file": "recovery.csv", "rows": 2, "numeric_cells": 6, "cells_differing": 0, "max_abs_difference": 0.0}
+    ]
+    table.assign(auc=[0.75, 0.9721]).to_csv(fresh / "recovery.csv", index=False)
+    changed = compare_tables(committed, fresh).iloc[0]
+    assert changed["cells_differing"] == 1 and changed["max_abs_difference"] == pytest.approx(0.01)
+    table.assign(setting=["none lambda=0", "cam/energy lambda=3"]).to_csv(fresh / "recovery.csv", index=False)
+    with pytest.raises(ValueError, match=r"recovery.csv, row 1: committed \['cam/dice lambda=10', 'none lambda=0'\]"):
+        compare_tables(committed, fresh)
+    table.to_csv(fresh / "recovery.csv", index=False)
+    table.to_csv(committed / "runs.csv", index=False)
+    with pytest.raises(FileNotFoundError, match="the fresh report has no runs.csv"):
+        compare_tables(committed, fresh)
+
+
+def test_reproduce_headline_ignores_only_the_provenance_line():
+    without = _script("reproduce_headline").without_provenance
+    block = "## Shortcut recovery\n\n| a |\n|---|\n| 1 |\n\nCommit `abc`; command `x`; 10 runs, 58 min.\n"
+    assert without(block) == without(block.replace("`abc`", "`def`").replace("58 min", "12 min"))
+    assert without(block) != without(block.replace("| 1 |", "| 2 |"))

@@ -32,7 +32,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from .compare import setting_label
 from .contract import bundle_contract
 from .plots import stack_figures
-from .provenance import provenance
+from .provenance import provenance, source_commit
 from .report import write_report
 from .table import RUN, read_per_image
 
@@ -107,13 +107,15 @@ def prepare_data(bundle: Path, base: Mapping[str, Any], contract: Mapping[str, A
 @dataclass
 class _Sweep:
     """What the runs of one sweep share: the bundle, the output folder, the config overrides of every run (after
-    :func:`prepare_data`), the bundle contract and the named settings (see :func:`run_sweep`)."""
+    :func:`prepare_data`), the bundle contract, the named settings and the folder whose changes do not make a run's
+    recorded commit ``+dirty`` (see :func:`run_sweep`)."""
 
     bundle: Path
     out: Path
     base: Mapping[str, Any]
     contract: Mapping[str, Any]
     named: Mapping[str, Mapping[str, Any]] | None = None
+    outputs: str | os.PathLike | None = None
 
     def run_dir(self, setting: SweepSetting) -> Path:
         return self.out / "runs" / setting.name
@@ -137,12 +139,13 @@ class _Sweep:
                 ids["experiment_name"]: self.base.get(ids["experiment_name"], "sweep")}  # fmt: skip
 
     def run(self, setting: SweepSetting, tracking_db: str = "mlruns.db") -> dict[str, Any]:
-        """Train and evaluate one run (or read its record): ``{design, lambda, seed, name, per_image: [csv, ...]}``."""
+        """Train and evaluate one run (or read its record): ``{design, lambda, seed, name, per_image: [csv, ...],
+        seconds, commit}`` (``commit``: :func:`~monai_explain.apps.study.provenance.source_commit` when it started)."""
         run_dir = self.run_dir(setting)
         record_path = run_dir / "run.json"
         if record_path.is_file():
             return json.loads(record_path.read_text())
-        ids, start = self.contract["ids"], time.perf_counter()
+        ids, start, commit = self.contract["ids"], time.perf_counter(), source_commit(self.bundle, self.outputs)
         run_dir.mkdir(parents=True, exist_ok=True)
         overrides = self.overrides(setting, tracking_db)
         _workflow(self.config_files("train_config")[0], "train", resume=True, **overrides)
@@ -153,7 +156,7 @@ class _Sweep:
                       **{**overrides, ids["split"]: split, ids["eval_dir"]: str(eval_dir)})  # fmt: skip
             tables.append(str(eval_dir / self.contract["per_image_file"]))
         seconds = round(time.perf_counter() - start, 1)
-        record = {**setting, "name": setting.name, "per_image": tables, "seconds": seconds}
+        record = {**setting, "name": setting.name, "per_image": tables, "seconds": seconds, "commit": commit}
         tmp = record_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2))
         os.replace(tmp, record_path)  # a record is either complete or absent
@@ -250,7 +253,8 @@ def run_sweep(
             threads (runs dealt round-robin; worker ``k`` logs to MLflow in ``<out>/mlruns_<k>.db``, since SQLite
             takes one writer at a time).
         command: how the study was started, for the report's provenance line (default: this process's command).
-        outputs: a folder of the repository whose changes do not make the provenance ``+dirty`` (a plan's results).
+        outputs: a folder of the repository whose changes do not make the provenance or a run's recorded commit
+            ``+dirty`` (a plan's results).
 
     Raises:
         ValueError: ``workers`` below 1, or a ``settings`` label equal to :data:`BASELINE_DESIGN`.
@@ -267,7 +271,7 @@ def run_sweep(
     if splits:
         contract["splits"] = list(splits)
     base = prepare_data(bundle, {"bundle_root": str(bundle), **(overrides or {})}, contract)
-    sweep, runs = _Sweep(bundle, out, base, contract, settings), sweep_settings(designs, lambdas, seeds)
+    sweep, runs = _Sweep(bundle, out, base, contract, settings, outputs), sweep_settings(designs, lambdas, seeds)
     logger.info(f"sweep: {len(runs)} runs x splits {contract['splits']} into {out}")
     if int(workers) > 1:
         sweep.train_in_workers(runs, int(workers))

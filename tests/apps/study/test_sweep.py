@@ -3,6 +3,7 @@ settings (report files; the per-image tables are the evaluations' own; a second 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 
 from monai_explain.apps.study import Progress, sweep_settings
 from monai_explain.apps.study.__main__ import main
+from monai_explain.apps.study.provenance import source_commit
 
 BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "cxr_expl"
 
@@ -57,6 +59,9 @@ def test_sweep_runs_the_bundle_and_reports(tmp_path, tiny_dataset, monkeypatch, 
     acc = runs[(runs["design"] == "energy") & (runs["split"] == "test_shifted") & (runs["metric"] == "accuracy")]
     assert acc["value"].iloc[0] == pytest.approx(evaluated["correct"].mean())
     assert "| test_shifted | Nodule/Mass | energy lambda=1 |" in (report / "summary.md").read_text()
+    commit = json.loads((out / "runs" / "energy_lambda1_seed0" / "run.json").read_text())["commit"]
+    assert commit == source_commit(BUNDLE)  # the code the run was trained with, as the report's provenance says
+    assert f"2 runs, trained at `{commit}` (2);" in (report / "summary.md").read_text()
 
     before = {p: p.stat().st_mtime for p in out.glob("runs/*/models/model.pt")}
     assert main(args) == 0
