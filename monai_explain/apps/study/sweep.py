@@ -276,6 +276,10 @@ def run_sweep(
     if int(workers) > 1:
         sweep.train_in_workers(runs, int(workers))
     records = sweep.train(runs)
+    trained_at = sorted({str(r.get("commit", "not recorded")) for r in records})
+    if len(trained_at) > 1:
+        logger.warning(f"sweep {out}: its runs were trained at different commits or without a record {trained_at}; "
+                       "for numbers of one code state, run the sweep into a new --out folder.")  # fmt: skip
     df = read_per_image({(r["design"], r["lambda"], r["seed"]): r["per_image"] for r in records})
     path = write_report(
         df, out / "report", n_resamples=n_resamples, title=f"Explanation supervision study: {bundle.name}",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from monai_explain.apps.study import Progress, sweep_settings
+from monai_explain.apps.study import Progress, run_sweep, sweep_settings
 from monai_explain.apps.study.__main__ import main
 from monai_explain.apps.study.provenance import source_commit
 
@@ -67,3 +67,27 @@ def test_sweep_runs_the_bundle_and_reports(tmp_path, tiny_dataset, monkeypatch, 
     assert main(args) == 0
     assert "finished earlier" in capsys.readouterr().out
     assert before == {p: p.stat().st_mtime for p in out.glob("runs/*/models/model.pt")}
+
+
+def test_finished_runs_are_read_and_the_report_says_which_code_trained_them(tmp_path, caplog):
+    """A run with a record is read, not retrained, whatever code the sweep has now: the provenance line counts the
+    commits its runs were trained at, and a sweep mixing them warns."""
+    table = pd.read_csv(Path(__file__).parent / "data" / "per_image_fixture.csv", dtype={"id": str})
+    out, commits = tmp_path / "out", {0: "aaa", 1: None}
+    for (design, lam, seed), rows in table[table["design"].isin(["none", "energy"]) & (table["lambda"] <= 1)].groupby(
+        ["design", "lambda", "seed"]
+    ):
+        name = f"{design}_lambda{lam:g}_seed{seed}"
+        path = out / "runs" / name / "test" / "per_image.csv"
+        path.parent.mkdir(parents=True)
+        rows.drop(columns=["design", "lambda", "seed"]).to_csv(path, index=False)
+        record = {"design": design, "lambda": lam, "seed": seed, "name": name, "per_image": [str(path)], "seconds": 60}
+        if commits[seed % 2]:
+            record["commit"] = commits[seed % 2]
+        (path.parent.parent / "run.json").write_text(json.dumps(record))
+    (tmp_path / "bundle").mkdir()
+    with caplog.at_level("WARNING"):
+        summary = run_sweep(tmp_path / "bundle", ["energy"], [0, 1], [0, 1, 2], out, gallery=False, n_resamples=50)
+    assert "6 runs, trained at `aaa` (4), not recorded (2); 6.0 min of run time in all" in summary.read_text()
+    assert "Commit `unknown (not a git checkout)`" in summary.read_text()
+    assert "trained at different commits or without a record ['aaa', 'not recorded']" in caplog.text
