@@ -29,8 +29,9 @@ GROUPS = [
     ("mechanism", "reports/study/data/shortcut_cxr_64", 64,
      ["none_lambda0_seed0", "none_lambda0_seed1", "cam/energy_lambda10_seed0", "cam/energy_lambda10_seed1"]),
     ("full_cam_energy", "reports/study/data/shortcut_cxr", 128,
-     [f"none_lambda0_seed{s}" for s in range(5)] + [f"cam/energy_lambda3_seed{s}" for s in range(5)]
-     + [f"cam/dice_lambda10_seed{s}" for s in range(5)]),
+     [f"none_lambda0_seed{s}" for s in range(5)] + [f"cam/energy_lambda3_seed{s}" for s in range(5)]),
+    ("full_cam_dice", "reports/study/data/shortcut_cxr", 128,
+     [f"none_lambda0_seed{s}" for s in range(5)] + [f"cam/dice_lambda10_seed{s}" for s in range(5)]),
     ("full_cam_dice_warmup1", "reports/study/data/shortcut_cxr", 128, [f"cam/dice_lambda10_seed{s}" for s in range(5)]),
 ]  # fmt: skip
 

@@ -1,8 +1,9 @@
 """Validation curves of the study's full-size runs, read from their MLflow databases: does accuracy collapse?
 
-For every run of the given stages (default: the default recipe, dice at lambda 10 with the lambda warmed up over 4
-epochs; its variant with a 1-epoch warm-up, stage ``full_cam_dice_warmup1``; the earlier default, energy at lambda 3;
-and the lambda = 0 baseline, all at full size; the full-size stages share the work folder ``full_cam_energy``), the
+For every run of the given stages (default, all at full size: the default recipe, dice at lambda 10 with the lambda
+warmed up over 4 epochs, stage ``full_cam_dice``; its variant with a 1-epoch warm-up, ``full_cam_dice_warmup1``; the
+earlier default, energy at lambda 3, ``full_cam_energy``; and the lambda = 0 runs of the first and the last, each
+trained with its stage's model selection), the
 validation accuracy at the epoch's chosen threshold (Youden's J on the validation split), the validation AUC and the
 threshold, per epoch; then per run the first epoch trained wholly at the full lambda (from the logged lambda
 schedule: where model selection starts, bundle id ``select_from_epoch``), the lowest accuracy from that epoch on and
@@ -65,7 +66,7 @@ def selected_epoch(run_dir: Path) -> int | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="reports/study")
-    ap.add_argument("--stages", nargs="+", default=["full_cam_energy", "full_cam_dice_warmup1=cam/dice_lambda10_"],
+    ap.add_argument("--stages", nargs="+", default=["full_cam_dice", "full_cam_energy", "full_cam_dice_warmup1=cam/dice_lambda10_"],
                     help="stage folders; STAGE=PREFIX,PREFIX limits a stage to those run name prefixes")  # fmt: skip
     ap.add_argument("--runs", nargs="+", default=["none_lambda0_", "cam/dice_lambda10_", "cam/energy_lambda3_"],
                     help="run name prefixes")  # fmt: skip

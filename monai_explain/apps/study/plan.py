@@ -16,11 +16,12 @@ A plan is a JSON file::
 Paths in a stage (``bundle``, ``settings``) are relative to the plan file's folder unless absolute; ``set`` holds
 config overrides as JSON values; ``splits`` is optional (the bundle contract's by default); ``workers`` trains that
 many runs at a time. Each stage is one :func:`~monai_explain.apps.study.sweep.run_sweep` into ``<work>/<name>``
-(``"work": "other"`` shares the run folder of another stage with the same data and overrides, so runs of the same
-setting, lambda and seed are trained once), resumable: finished runs are not trained again. Its report is copied
-to ``<results>/<name>/`` without the per-image table (kept in the work folder). ``<results>/RESULTS.md`` lists every
-stage with its provenance line and its shortcut recovery table; ``<results>/headline.md`` is the recovery table of
-the ``headline`` stage, the block the README quotes verbatim (a test compares them).
+(``"work": "other"`` shares the run folder of another stage with the same bundle and ``set`` overrides, so runs of the
+same setting, lambda and seed are trained once; :func:`load_plan` refuses a shared folder with other overrides),
+resumable: finished runs are not trained again. Its report is copied to ``<results>/<name>/`` without the per-image
+table (kept in the work folder). ``<results>/RESULTS.md`` lists every stage with its provenance line and its shortcut
+recovery table; ``<results>/headline.md`` is the recovery table of the ``headline`` stage, the block the README quotes
+verbatim (a test compares them).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def load_plan(path: str | os.PathLike) -> dict[str, Any]:
     """Read and check a plan file (format in the module docstring); paths are made absolute.
 
     Raises:
-        ValueError: a missing or unknown key (named with the stage), duplicate stage names, an unknown headline.
+        ValueError: a missing or unknown key (named with the stage), duplicate stage names, stages that share a run
+            folder (``"work"``) with different bundles or ``set`` overrides, an unknown headline.
     """
     path = Path(path).resolve()
     plan = json.loads(path.read_text())
@@ -72,6 +74,15 @@ def load_plan(path: str | os.PathLike) -> dict[str, Any]:
         names.append(st["name"])
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: duplicate stage names {names}.")
+    first: dict[str, dict[str, Any]] = {}
+    for st in stages:  # a shared run folder means shared runs: they must be trained the same way for every stage
+        other = first.setdefault(st.get("work", st["name"]), st)
+        if (other["bundle"], other.get("set", {})) != (st["bundle"], st.get("set", {})):
+            raise ValueError(
+                f"{path}: stages {other['name']!r} and {st['name']!r} share the run folder "
+                f"{st.get('work', st['name'])!r} but not their bundle and 'set' overrides: their lambda = 0 runs would "
+                "be trained with the settings of whichever stage runs first."
+            )
     if plan.get("headline") not in (None, *names):
         raise ValueError(f"{path}: headline {plan['headline']!r} is not a stage name {names}.")
     plan["path"] = str(path)

@@ -4,7 +4,9 @@ Each run trains with the bundle's train config and is evaluated with its evaluat
 (MONAI ``ConfigWorkflow`` in this process, so the bundle runs exactly as a user runs it). The study then reads only
 the per-image table each evaluation writes; what it sets in a bundle is the bundle contract
 (:mod:`~monai_explain.apps.study.contract`). A finished run leaves ``<out>/runs/<name>/run.json`` and is not trained
-again; an interrupted one resumes from its last checkpoint. Progress (runs done / total, ETA) is logged and printed.
+again; an interrupted one resumes from its last checkpoint. Both only for the same settings: a run folder keeps the
+overrides it was started with (``settings.json``), and a sweep asking other settings of it raises. Progress (runs
+done / total, ETA) is logged and printed.
 
 lambda = 0 does not depend on the loss design, so it is trained once per seed, as design ``"none"``.
 
@@ -138,15 +140,47 @@ class _Sweep:
                 ids["tracking_uri"]: f"sqlite:///{self.out / tracking_db}", ids["run_name"]: setting.name,
                 ids["experiment_name"]: self.base.get(ids["experiment_name"], "sweep")}  # fmt: skip
 
+    def settings(self, setting: SweepSetting) -> dict[str, Any]:
+        """What defines a run's training: its config overrides without the paths (``settings.json`` of the run folder,
+        written when it starts).
+
+        Raises:
+            ValueError: the run folder holds a run started or finished with other settings (a finished run is read, not
+                retrained, and an interrupted one resumes: neither may stand for a setting it was not trained with).
+        """
+        ids = self.contract["ids"]
+        paths = {ids[k] for k in ("ckpt_dir", "output_dir", "eval_dir", "tracking_uri")} | {"bundle_root"}
+        want = json.loads(json.dumps({k: v for k, v in self.overrides(setting).items() if k not in paths}))
+        path = self.run_dir(setting) / "settings.json"
+        if not path.is_file():
+            if self.done(setting):
+                logger.warning(f"{self.run_dir(setting)}: finished before runs recorded their settings; read as it is.")
+            return want
+        had = json.loads(path.read_text())
+        differ = sorted(k for k in want.keys() | had.keys() if want.get(k, "<unset>") != had.get(k, "<unset>"))
+        if differ:
+            raise ValueError(
+                f"{path}: run {setting.name} was trained with { ({k: had.get(k, '<unset>') for k in differ}) }, but this "
+                f"sweep sets { ({k: want.get(k, '<unset>') for k in differ}) }; use a new output folder for other "
+                f"settings, or delete {self.run_dir(setting)} to train the run again."
+            )
+        return want
+
     def run(self, setting: SweepSetting, tracking_db: str = "mlruns.db") -> dict[str, Any]:
         """Train and evaluate one run (or read its record): ``{design, lambda, seed, name, per_image: [csv, ...],
-        seconds, commit}`` (``commit``: :func:`~monai_explain.apps.study.provenance.source_commit` when it started)."""
+        seconds, commit}`` (``commit``: :func:`~monai_explain.apps.study.provenance.source_commit` when it started).
+
+        Raises:
+            ValueError: the run's folder holds a run of other settings (:meth:`settings`).
+        """
         run_dir = self.run_dir(setting)
         record_path = run_dir / "run.json"
+        settings = self.settings(setting)
         if record_path.is_file():
             return json.loads(record_path.read_text())
         ids, start, commit = self.contract["ids"], time.perf_counter(), source_commit(self.bundle, self.outputs)
         run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True))
         overrides = self.overrides(setting, tracking_db)
         _workflow(self.config_files("train_config")[0], "train", resume=True, **overrides)
         tables = []

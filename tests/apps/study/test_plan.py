@@ -66,7 +66,8 @@ def test_plan_gathers_stage_reports_from_the_command_line(tmp_path, monkeypatch,
     stage = {"bundle": ".", "lambdas": [0, 1], "seeds": [0]}
     plan = _write(tmp_path / "plan.json", {"title": "T", "headline": "b", "stages": [
         {**stage, "name": "a", "settings": "s.json", "set": {"k": 1}},
-        {**stage, "name": "b", "designs": ["x"], "work": "a", "workers": 2, "n_resamples": 5, "splits": ["test"]},
+        {**stage, "name": "b", "designs": ["x"], "work": "a", "set": {"k": 1}, "workers": 2, "n_resamples": 5,
+         "splits": ["test"]},
         {**stage, "name": "c"}]})  # fmt: skip
     results, work = tmp_path / "results", (tmp_path / "work").resolve()
     args = ["plan", str(plan), "--work", str(work), "--results", str(results), "--only", "a", "b", "--set", "o=2",
@@ -75,7 +76,7 @@ def test_plan_gathers_stage_reports_from_the_command_line(tmp_path, monkeypatch,
     assert "results:" in capsys.readouterr().out
     a, b = calls
     assert a["designs"] == ["cam/x"] and a["settings"] == {"cam/x": {"k": 1}} and b["designs"] == ["x"]
-    assert a["overrides"] == {"k": 1, "o": 2, "p": "text"} and b["overrides"] == {"o": 2, "p": "text"}
+    assert a["overrides"] == b["overrides"] == {"k": 1, "o": 2, "p": "text"}
     assert a["out"] == b["out"] == work / "a" and (a["workers"], b["workers"]) == (1, 2)
     assert (a["n_resamples"], a["splits"], a["gallery"]) == (10000, None, False) and b["n_resamples"] == 5
     copied = sorted(f.name for f in (results / "a").iterdir())
@@ -117,3 +118,16 @@ def test_tiny_plan_runs_like_make_study(tmp_path, tiny_dataset, monkeypatch, cap
     assert "Commit `" in headline and "command `python -m monai_explain.apps.study plan" in headline
     index = (results / "RESULTS.md").read_text()
     assert "## [defaults](defaults/summary.md)" in index and "Commit `" in index
+
+
+def test_stages_sharing_a_run_folder_must_train_alike(tmp_path):
+    """Shared runs (the lambda = 0 baseline) would otherwise carry the overrides of whichever stage ran first."""
+    (tmp_path / "b").mkdir()
+    stage = {"bundle": "b", "lambdas": [0, 1], "seeds": [0]}
+    plan = {"stages": [{"name": "a", **stage, "set": {"epochs": 4}}, {"name": "c", "work": "a", **stage, "set": {}}]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    with pytest.raises(ValueError, match="stages 'a' and 'c' share the run folder 'a' but not their bundle and 'set'"):
+        load_plan(tmp_path / "plan.json")
+    plan["stages"][1]["set"] = {"epochs": 4}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    assert [st["name"] for st in load_plan(tmp_path / "plan.json")["stages"]] == ["a", "c"]

@@ -91,3 +91,10 @@ def test_finished_runs_are_read_and_the_report_says_which_code_trained_them(tmp_
     assert "6 runs, trained at `aaa` (4), not recorded (2); 6.0 min of run time in all" in summary.read_text()
     assert "Commit `unknown (not a git checkout)`" in summary.read_text()
     assert "trained at different commits or without a record ['aaa', 'not recorded']" in caplog.text
+    assert "finished before runs recorded their settings; read as it is" in caplog.text
+
+    # a run folder trained with other settings is never read (or resumed) as if it had this sweep's
+    (out / "runs" / "energy_lambda1_seed2" / "settings.json").write_text(json.dumps({"epochs": 3, "lambda": 1.0}))
+    with pytest.raises(ValueError, match=r"run energy_lambda1_seed2 was trained with \{'epochs': 3, .*but this sweep "
+                       r"sets \{'epochs': 12, .*delete .*energy_lambda1_seed2 to train the run again"):  # fmt: skip
+        run_sweep(tmp_path / "bundle", ["energy"], [0, 1], [0, 1, 2], out, {"epochs": 12}, gallery=False)
