@@ -106,3 +106,23 @@ def test_reproduce_headline_ignores_only_the_provenance_line():
     block = "## Shortcut recovery\n\n| a |\n|---|\n| 1 |\n\nCommit `abc`; command `x`; 10 runs, 58 min.\n"
     assert without(block) == without(block.replace("`abc`", "`def`").replace("58 min", "12 min"))
     assert without(block) != without(block.replace("| 1 |", "| 2 |"))
+
+
+def test_routing_density_reads_one_for_no_preference_and_names_an_unfinished_run(tmp_path, monkeypatch):
+    """The routing check's density: gradient mass on the marker box over the box's share of the image."""
+    rc = _script("routing_check")
+    box = torch.zeros(16, 16, dtype=torch.bool)
+    box[:4, :4] = True  # 1/16 of the image
+    torch.manual_seed(0)
+    assert rc.marker_density_of(-2.0 * torch.ones(16, 16), box) == pytest.approx(1.0)  # signs do not matter
+    inside = torch.zeros(16, 16)
+    inside[box] = torch.rand(16) + 0.1
+    assert rc.marker_density_of(inside, box) == pytest.approx(16.0)  # all the mass on the marker
+    half = inside.clone()
+    half[8, 8] = inside[box].sum()  # as much mass outside the box as inside
+    assert rc.marker_density_of(half, box) == pytest.approx(8.0)
+
+    monkeypatch.setattr(rc, "GROUPS", [("stage", str(tmp_path / "data"), 64, ["none_lambda0_seed0"])])
+    monkeypatch.setattr(sys, "argv", ["routing_check.py", "--work", str(tmp_path), "--out", str(tmp_path / "r.md")])
+    with pytest.raises(FileNotFoundError, match=r"none_lambda0_seed0: run not finished"):
+        rc.main()

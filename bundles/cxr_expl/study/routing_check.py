@@ -36,7 +36,14 @@ GROUPS = [
 ]  # fmt: skip
 
 
+def marker_density_of(grad: torch.Tensor, box: torch.Tensor) -> float:
+    """Share of the gradient's absolute mass inside ``box`` over the box's share of the image (1 = no preference)."""
+    g = grad.abs()
+    return float(g[box].sum() / g.sum()) / float(box.float().mean())
+
+
 def marker_density(run_dir: Path, dataset_dir: str, size: int, n_images: int) -> list[float]:
+    """The marker density of the lesion-box CAM cells of one run, for up to ``n_images`` marked, annotated images."""
     parser = ConfigParser()
     parser.read_config([str(BUNDLE / "configs" / "train.json"), str(BUNDLE / "configs" / "evaluate.json")])
     parser.update({"bundle_root": str(BUNDLE), "dataset_dir": dataset_dir, "image_size": [size, size],
@@ -62,9 +69,7 @@ def marker_density(run_dir: Path, dataset_dir: str, size: int, n_images: int) ->
             if not cells.any():
                 continue
             (grad,) = torch.autograd.grad(cam[cells].sum(), x)
-            g = grad.abs()[0, 0]
-            box = marker[0].as_tensor() > 0
-            out.append(float(g[box].sum() / g.sum()) / float(box.float().mean()))
+            out.append(marker_density_of(grad[0, 0], marker[0].as_tensor() > 0))
             if len(out) >= n_images:
                 break
     finally:
