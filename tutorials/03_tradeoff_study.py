@@ -269,9 +269,12 @@ for setting in (base, best):
 # 4. **`robustness_*`: other shortcuts.** The default recipe (3 seeds each) on an edge ruler, a burned-in text tag,
 #    a weaker 90/10 correlation, and a `test_shifted` that reverses the correlation; the earlier energy recipe on
 #    the ruler and the reversed shift (2 seeds). `results/robustness.md` puts them in one table with the lambda = 0
-#    cost of each variant: read the cost first (the text tag is a weak shortcut at this size: the lambda = 0 models
-#    partly learn the lesion, so there is less to win back and the ratio is noisier; below a cost of 0.05, as for
-#    the 90/10 set, no ratio is computed and the table says `n/a`), then the worst seed.
+#    cost of each variant: read the cost first, and how it varies over the lambda = 0 seeds in the stage's
+#    `runs.csv` (how much of the shortcut an unsupervised model learns differs widely between seeds and between
+#    trainings of one seed, so with 2 or 3 seeds the cost, and the ratio that divides by it, is noisy; where the
+#    lambda = 0 models partly learn the lesion there is little to win back, and below a cost of 0.05, as for the
+#    90/10 set, no ratio is computed and the table says `n/a`), then the supervised runs' shifted values and their
+#    worst seed.
 # 5. **`multilabel`: two classes**, the marker on one of them; the report's per-class rows and `macro`.
 #
 # What this does not show: the data are synthetic (one network; one lesion kind outside `multilabel`); five seeds
