@@ -1,8 +1,9 @@
 """Is the validation dip of the default recipe's seed 4 (epoch 3, inside the lambda warm-up) a property of the seed?
 
-The study trained each run with one torch thread (two workers on two cores), and ``validation_curves.md`` shows
-seed 4 of the default recipe falling to a validation accuracy of 0.68 at epoch 3. This script trains the same seed
-on the same data for the first ``--epochs`` epochs twice, with 1 and with 2 torch threads: same initialisation, same
+The study trains each run with one torch thread (two workers on two cores). In an earlier training of the study
+(another commit, another machine), seed 4 of the default recipe fell to a validation accuracy of 0.68 at epoch 3,
+and in the committed one it does not (``validation_curves.md``). This script trains the same seed on the same data
+for the first ``--epochs`` epochs twice, with 1 and with 2 torch threads: same initialisation, same
 data order and augmentations (``EpochSeedHandler``), only the order of floating-point reductions differs. It writes
 the validation accuracy (at the epoch's Youden threshold) and AUC of every epoch of both runs, then evaluates the
 model of the last epoch of each (``evaluate.json`` with ``--ckpt_path`` at that epoch's weights: with 3 epochs, all
